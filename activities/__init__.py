@@ -1,0 +1,1 @@
+"""Side effects of image processing, as classes constructed with their clients."""

@@ -1,0 +1,153 @@
+"""The image-processing activities: decode once, derive each size, record the outcome.
+
+They are synchronous on purpose: Pillow, boto3 and SQLAlchemy all block, so the worker
+runs them on a thread pool, and CPU scales with worker processes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.records import ImageRecords
+from core.contracts import (
+    FAIL_ACTIVITY,
+    FINISH_ACTIVITY,
+    PREPARE_ACTIVITY,
+    RESIZE_ACTIVITY,
+    ErrorCode,
+    FailureInput,
+    FinishInput,
+    ImageState,
+    PreparedImage,
+    PrepareInput,
+    ResizeInput,
+    ResizeResult,
+    version_key_for,
+)
+from core.imaging import (
+    ImagingError,
+    Limits,
+    decode_normalized,
+    decode_working_copy,
+    encode_derivative,
+    encode_working_copy,
+    has_alpha,
+    resize_to_size,
+)
+from core.presets import largest_box
+from core.settings import Settings
+from core.storage import DERIVATIVE_CACHE_CONTROL, ObjectMissingError, Storage
+
+
+class ImageActivities:
+    def __init__(
+        self, storage: Storage, sessions: sessionmaker[Session], settings: Settings
+    ) -> None:
+        self._storage = storage
+        self._records = ImageRecords(sessions)
+        self._settings = settings
+        self._limits = Limits(settings.max_pixels, settings.max_side_px)
+
+    def all(self) -> Sequence[Callable[..., Any]]:
+        return [self.prepare, self.resize, self.finish, self.fail]
+
+    @activity.defn(name=PREPARE_ACTIVITY)
+    def prepare(self, request: PrepareInput) -> PreparedImage:
+        """Decode the source once, upright and normalized, into the working copy."""
+        image_id = uuid.UUID(request.image_id)
+        self._records.set_state(image_id, ImageState.PROCESSING)
+        with _scratch_dir() as scratch:
+            source_path = scratch / "source"
+            self._download(request.source_key, source_path)
+            activity.heartbeat("downloaded")
+            with source_path.open("rb") as source, _as_application_error():
+                decoded = decode_normalized(source, largest_box(), self._limits)
+            activity.heartbeat("decoded")
+            working_path = scratch / "working.tiff"
+            with working_path.open("wb") as working:
+                encode_working_copy(decoded.image, working)
+            self._storage.upload_file(request.working_key, working_path, "image/tiff", "private")
+        self._records.set_source_details(
+            image_id, decoded.format, decoded.source_width, decoded.source_height
+        )
+        activity.logger.info("prepared %s (%s)", request.image_id, decoded.format)
+        return PreparedImage(
+            working_key=request.working_key,
+            width=decoded.source_width,
+            height=decoded.source_height,
+            format=decoded.format,
+            has_alpha=has_alpha(decoded.image),
+        )
+
+    @activity.defn(name=RESIZE_ACTIVITY)
+    def resize(self, request: ResizeInput) -> ResizeResult:
+        """Make one size from the working copy; rerunning it overwrites the same key and row."""
+        with _scratch_dir() as scratch:
+            working_path = scratch / "working.tiff"
+            self._download(request.working_key, working_path)
+            activity.heartbeat("downloaded")
+            with working_path.open("rb") as working:
+                image = decode_working_copy(working)
+        resized = resize_to_size(image, (request.width, request.height))
+        encoded = encode_derivative(resized, self._settings.jpeg_quality)
+        activity.heartbeat("encoded")
+        key = version_key_for(
+            request.project_id, request.image_id, request.version, encoded.extension
+        )
+        self._storage.put_bytes(key, encoded.data, encoded.content_type, DERIVATIVE_CACHE_CONTROL)
+        result = ResizeResult(
+            version=request.version,
+            key=key,
+            width=resized.width,
+            height=resized.height,
+            bytes=len(encoded.data),
+            content_type=encoded.content_type,
+        )
+        self._records.upsert_version(uuid.UUID(request.image_id), result)
+        return result
+
+    @activity.defn(name=FINISH_ACTIVITY)
+    def finish(self, request: FinishInput) -> None:
+        self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE)
+        self._storage.delete(request.working_key)
+
+    @activity.defn(name=FAIL_ACTIVITY)
+    def fail(self, request: FailureInput) -> None:
+        """Record the error and remove partial output, so a failed image has no versions."""
+        image_id = uuid.UUID(request.image_id)
+        for key in self._records.version_keys(image_id):
+            self._storage.delete(key)
+        self._storage.delete(request.working_key)
+        self._records.set_error(image_id, request.code, request.message)
+
+    def _download(self, key: str, path: Path) -> None:
+        try:
+            self._storage.download_file(key, path)
+        except ObjectMissingError as error:
+            raise ApplicationError(
+                f"object {key} is missing", type=ErrorCode.SOURCE_MISSING, non_retryable=True
+            ) from error
+
+
+@contextmanager
+def _scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="imgproc-") as name:
+        yield Path(name)
+
+
+@contextmanager
+def _as_application_error() -> Iterator[None]:
+    """Bad images fail at once: retrying cannot fix them."""
+    try:
+        yield
+    except ImagingError as error:
+        raise ApplicationError(str(error), type=error.code, non_retryable=True) from error

@@ -1,0 +1,109 @@
+"""API errors and the one JSON error body every failure uses.
+
+    ApiError                     -> {"error": {"code", "message"}} with its status
+    ├── BadRequestError          400 bad_request / malformed multipart
+    ├── NotFoundError            404 not_found
+    ├── PayloadTooLargeError     413 payload_too_large
+    ├── UnsupportedMediaError    415 unsupported_format / unsupported_media_type
+    ├── UnprocessableError       422 invalid_image, image_too_large, validation_error
+    └── ServiceUnavailableError  503 dependency_unavailable, with Retry-After
+
+No stack trace ever reaches a client: anything unexpected is logged and answered as
+500 internal_error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequestError(ApiError):
+    status_code = 400
+    code = "bad_request"
+
+
+class NotFoundError(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class PayloadTooLargeError(ApiError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaError(ApiError):
+    status_code = 415
+    code = "unsupported_format"
+
+
+class UnprocessableError(ApiError):
+    status_code = 422
+    code = "invalid_image"
+
+
+class ServiceUnavailableError(ApiError):
+    status_code = 503
+    code = "dependency_unavailable"
+    retry_after_seconds = 5
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(error.code, error.message), error.status_code, headers=error.headers()
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(item.get("loc", ())), "msg": item.get("msg", "")}
+            for item in error.errors()
+        ]
+        body = error_body("validation_error", "request validation failed", details=details)
+        return JSONResponse(body, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
+        return JSONResponse(
+            error_body(code, str(error.detail)), error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, _: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", "internal server error"), 500)

@@ -1,0 +1,55 @@
+"""The FastAPI app factory: `uvicorn api.main:create_app --factory`.
+
+The lifespan owns the per-process resources: the database engine, the S3 client and one
+Temporal client. Migrations are not run here; `alembic upgrade head` runs before start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.resources import Resources
+from api.routes import health, images, projects
+from api.schemas import ErrorPublic
+from core.db import make_engine, make_sessionmaker
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
+from core.storage import Storage
+from core.temporal import connect_temporal
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        # Lazy: the API starts even while Temporal is down, and /readyz says so.
+        temporal = await connect_temporal(settings, lazy=True)
+        app.state.resources = Resources(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            storage=Storage.from_settings(settings),
+            temporal=temporal,
+        )
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="imgproc",
+        summary="Upload a photo; get thumb, big_thumb, big_1920 and d2500 derivatives.",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={500: {"model": ErrorPublic}},
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(images.router)
+    app.include_router(projects.router)
+    return app

@@ -1,0 +1,56 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ResourcesDep
+from api.resources import Resources
+from api.schemas import HealthPublic, ReadinessPublic
+from core.db import ping
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/healthz", response_model=HealthPublic)
+async def read_health() -> HealthPublic:
+    """Liveness: the process answers."""
+    return HealthPublic(status="ok")
+
+
+@router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
+async def read_readiness(resources: ResourcesDep) -> JSONResponse:
+    """Readiness: Postgres, S3 and Temporal all answer; 503 names whatever is down."""
+    names = ("postgres", "s3", "temporal")
+    results = await asyncio.gather(
+        _check(run_in_threadpool(ping, resources.engine)),
+        _check(run_in_threadpool(resources.storage.ping)),
+        _check(_temporal_health(resources)),
+    )
+    checks = dict(zip(names, results, strict=True))
+    ready = all(result == "ok" for result in results)
+    body = ReadinessPublic(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _temporal_health(resources: Resources) -> None:
+    await resources.temporal.service_client.check_health(
+        timeout=timedelta(seconds=CHECK_TIMEOUT_SECONDS)
+    )
+
+
+async def _check(probe: object) -> str:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+    except Exception as error:
+        logger.warning("readiness check failed: %r", error)
+        return f"down: {type(error).__name__}"
+    return "ok"

@@ -1,0 +1,84 @@
+"""API schemas (what clients send and receive), apart from the ORM models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from core.contracts import ImageState
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["unsupported_format"])
+    message: str
+
+
+class ErrorPublic(BaseModel):
+    error: ErrorDetail
+
+
+class ImageAccepted(BaseModel):
+    image_id: uuid.UUID
+    project_id: int
+    state: ImageState
+    workflow_id: str
+    status_url: str
+
+
+class VersionPublic(BaseModel):
+    url: str
+    width: int
+    height: int
+    bytes: int
+    content_type: str
+
+
+class ImageError(BaseModel):
+    code: str
+    message: str | None
+
+
+class ImageSummary(BaseModel):
+    """One image in the spec's shape: each version is a link, or null until ready."""
+
+    image_id: uuid.UUID
+    state: ImageState
+    project_id: int
+    versions: dict[str, str | None]
+
+
+class ImagePublic(ImageSummary):
+    original_filename: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    error: ImageError | None
+    version_details: dict[str, VersionPublic]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectImagesPublic(BaseModel):
+    images: list[ImageSummary]
+    limit: int
+    offset: int
+    total: int
+
+
+class ProjectPublic(BaseModel):
+    project_id: int
+    counts: dict[ImageState, int]
+    total: int
+    images: list[ImagePublic]
+
+
+class HealthPublic(BaseModel):
+    status: str
+
+
+class ReadinessPublic(BaseModel):
+    status: str
+    checks: dict[str, str]

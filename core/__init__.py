@@ -1,0 +1,1 @@
+"""Shared building blocks: settings, database, models, storage, presets and imaging."""

@@ -1,0 +1,131 @@
+"""Plain data contracts shared by the api, the workflow and the activities.
+
+Only the standard library is imported here, so the workflow sandbox can load this module.
+One input dataclass per workflow and activity: fields can be added (with defaults) without
+breaking workflows that are already running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+WORKFLOW_NAME = "ImageProcessingWorkflow"
+
+# Activities are called by name, so the workflow never imports their implementations.
+PREPARE_ACTIVITY = "prepare_image"
+RESIZE_ACTIVITY = "resize_image"
+FINISH_ACTIVITY = "finish_image"
+FAIL_ACTIVITY = "fail_image"
+
+
+class ImageState(StrEnum):
+    INIT = "init"
+    UPLOADED = "uploaded"
+    PROCESSING = "processing"
+    DONE = "done"
+    ERROR = "error"
+
+
+class ErrorCode(StrEnum):
+    """Stable codes stored on failed images and used as `ApplicationError.type`."""
+
+    INVALID_IMAGE = "invalid_image"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    IMAGE_TOO_LARGE = "image_too_large"
+    SOURCE_MISSING = "source_missing"
+    PROCESSING_FAILED = "processing_failed"
+
+
+NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
+    ErrorCode.INVALID_IMAGE,
+    ErrorCode.UNSUPPORTED_FORMAT,
+    ErrorCode.IMAGE_TOO_LARGE,
+    ErrorCode.SOURCE_MISSING,
+)
+
+
+def workflow_id_for(image_id: str) -> str:
+    return f"image-{image_id}"
+
+
+def working_key_for(image_id: str) -> str:
+    return f"work/{image_id}/working.tiff"
+
+
+def version_key_for(project_id: int, image_id: str, version: str, extension: str) -> str:
+    return f"{project_id}/{image_id}/{version}.{extension}"
+
+
+@dataclass
+class ImageProcessingInput:
+    image_id: str
+    project_id: int
+    source_key: str
+
+
+@dataclass
+class PrepareInput:
+    image_id: str
+    source_key: str
+    working_key: str
+
+
+@dataclass
+class PreparedImage:
+    working_key: str
+    width: int
+    height: int
+    format: str
+    has_alpha: bool
+
+
+@dataclass
+class ResizeInput:
+    image_id: str
+    project_id: int
+    version: str
+    width: int
+    height: int
+    working_key: str
+
+
+@dataclass
+class ResizeResult:
+    version: str
+    key: str
+    width: int
+    height: int
+    bytes: int
+    content_type: str
+
+
+@dataclass
+class FinishInput:
+    image_id: str
+    working_key: str
+
+
+@dataclass
+class FailureInput:
+    image_id: str
+    working_key: str
+    code: str
+    message: str
+
+
+@dataclass
+class ImageProcessingResult:
+    image_id: str
+    state: str
+    versions: list[ResizeResult] = field(default_factory=list)
+
+
+@dataclass
+class ProcessingStatus:
+    """What the `status` query returns while the workflow runs."""
+
+    state: str
+    versions_done: list[str] = field(default_factory=list)
+    versions_total: int = 0
+    error_code: str | None = None

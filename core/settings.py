@@ -1,0 +1,89 @@
+"""One fail-fast settings object, read from the environment (or a `.env` file).
+
+Settings are built by `get_settings()`, never at import time, so tests and entry points
+can construct their own with overrides.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_LOCAL_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/imgproc"
+
+
+class Settings(BaseSettings):
+    """Every setting the api and the worker read. Names are the env variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Database
+    # A plain string: unix-socket URLs (`postgresql+psycopg://postgres@/db?host=/run/pg`)
+    # have no host, which pydantic's PostgresDsn rejects.
+    database_url: str = DEFAULT_LOCAL_DATABASE_URL
+    database_pool_size: Annotated[int, Field(ge=1, le=100)] = 5
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "image-processing"
+
+    # S3
+    s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_bucket: str = "images"
+    s3_addressing_style: str = "path"
+    link_expiry_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
+
+    # Worker
+    worker_max_concurrent_activities: Annotated[int, Field(ge=1, le=256)] = 4
+    worker_graceful_shutdown_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+
+    # Image processing
+    jpeg_quality: Annotated[int, Field(ge=1, le=95)] = 85
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
+    max_megapixels: Annotated[float, Field(gt=0)] = 50.0
+    max_side_px: Annotated[int, Field(ge=1)] = 16384
+
+    # API
+    api_public_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _require_psycopg_driver(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as error:
+            raise ValueError(f"DATABASE_URL is not a database URL: {error}") from error
+        # A bare postgresql:// would make SQLAlchemy look for psycopg2, which we do not ship.
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        if url.drivername != "postgresql+psycopg":
+            raise ValueError("DATABASE_URL must use postgresql:// or postgresql+psycopg://")
+        return url.render_as_string(hide_password=False)
+
+    @field_validator("s3_addressing_style")
+    @classmethod
+    def _known_addressing_style(cls, value: str) -> str:
+        if value not in {"path", "virtual", "auto"}:
+            raise ValueError("S3_ADDRESSING_STYLE must be path, virtual or auto")
+        return value
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1_000_000)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, validated on first use."""
+    return Settings()

@@ -1,0 +1,75 @@
+"""The worker entry point: `python worker.py`. Start more processes to add capacity.
+
+Each process has one Temporal client, one S3 client and one database pool, and runs the
+synchronous activities on a thread pool sized to its activity concurrency. On SIGTERM or
+SIGINT it stops polling and lets in-flight activities finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.images import ImageActivities
+from core.db import make_engine, make_sessionmaker
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
+from core.storage import Storage
+from core.temporal import connect_temporal
+from workflows.image_processing import ImageProcessingWorkflow
+
+logger = logging.getLogger("worker")
+
+
+def build_worker(
+    client: Client, settings: Settings, activities: ImageActivities, executor: ThreadPoolExecutor
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[ImageProcessingWorkflow],
+        activities=activities.all(),
+        activity_executor=executor,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    client = await connect_temporal(settings)
+    engine = make_engine(settings)
+    activities = ImageActivities(
+        Storage.from_settings(settings), make_sessionmaker(engine), settings
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as executor:
+        async with build_worker(client, settings, activities, executor):
+            logger.info(
+                "worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address
+            )
+            await stop.wait()
+            logger.info(
+                "shutting down; in-flight activities get %ss",
+                settings.worker_graceful_shutdown_seconds,
+            )
+    engine.dispose()
+    logger.info("worker stopped")
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

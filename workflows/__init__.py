@@ -1,0 +1,1 @@
+"""Deterministic orchestration. Workflow modules import only plain data contracts."""
