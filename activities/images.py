@@ -112,7 +112,7 @@ class ImageActivities:
             bytes=len(encoded.data),
             content_type=encoded.content_type,
         )
-        self._records.upsert_version(uuid.UUID(request.image_id), result)
+        self._records.upsert_version(uuid.UUID(request.image_id), request.project_id, result)
         return result
 
     @activity.defn(name=FINISH_ACTIVITY)

@@ -1,4 +1,7 @@
-"""The Postgres writes the activities make. Each is idempotent, so retries are safe."""
+"""The Postgres writes the activities make. Each is idempotent, so retries are safe.
+
+Every write publishes its event in the same transaction (see `core.events`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.contracts import ImageState, ResizeResult
+from core.events import publish, state_event, version_event
 from core.models import Image, Version
 
 
@@ -18,11 +22,14 @@ class ImageRecords:
 
     def set_state(self, image_id: uuid.UUID, state: ImageState) -> None:
         with self._sessions.begin() as session:
-            session.execute(
+            project_id = session.scalar(
                 update(Image)
                 .where(Image.id == image_id)
                 .values(state=state.value, error_code=None, error_message=None)
+                .returning(Image.project_id)
             )
+            if project_id is not None:
+                publish(session, state_event(image_id, project_id, state.value))
 
     def set_source_details(
         self, image_id: uuid.UUID, image_format: str, width: int, height: int
@@ -37,13 +44,16 @@ class ImageRecords:
     def set_error(self, image_id: uuid.UUID, code: str, message: str) -> None:
         with self._sessions.begin() as session:
             session.execute(delete(Version).where(Version.image_id == image_id))
-            session.execute(
+            project_id = session.scalar(
                 update(Image)
                 .where(Image.id == image_id)
                 .values(state=ImageState.ERROR.value, error_code=code, error_message=message)
+                .returning(Image.project_id)
             )
+            if project_id is not None:
+                publish(session, state_event(image_id, project_id, ImageState.ERROR, code))
 
-    def upsert_version(self, image_id: uuid.UUID, result: ResizeResult) -> None:
+    def upsert_version(self, image_id: uuid.UUID, project_id: int, result: ResizeResult) -> None:
         values = {
             "image_id": image_id,
             "name": result.version,
@@ -58,8 +68,12 @@ class ImageRecords:
             constraint="uq_versions_image_id_name",
             set_={k: v for k, v in values.items() if k not in ("image_id", "name")},
         )
+        event = version_event(
+            image_id, project_id, result.version, result.key, result.width, result.height
+        )
         with self._sessions.begin() as session:
             session.execute(statement)
+            publish(session, event)
 
     def version_keys(self, image_id: uuid.UUID) -> list[str]:
         with self._sessions() as session:

@@ -36,6 +36,7 @@ from core.contracts import (
     ImageState,
     workflow_id_for,
 )
+from core.events import publish, state_event
 from core.imaging import (
     ImageInfo,
     ImagingError,
@@ -200,6 +201,7 @@ def record_image(sessions: sessionmaker[Session], upload: ReceivedUpload) -> Non
                 bytes=upload.bytes,
             )
         )
+        publish(session, state_event(upload.image_id, upload.project_id, ImageState.UPLOADED))
 
 
 def forget_image(sessions: sessionmaker[Session], storage: Storage, upload: ReceivedUpload) -> None:

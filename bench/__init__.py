@@ -1,0 +1,1 @@
+"""Benchmarks, run by `make bench`. Figures are ratios against baselines from the same run."""

