@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fmt typecheck check bench clean
+.PHONY: install browser run test lint fmt typecheck check bench clean
 
 install: $(STAMP)
 
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/python -m devstack.run
 
+## Debian's Chromium for the browser tests (Playwright drives it; its own download cannot work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "could not install chromium: the browser tests will be skipped"
+
 ## The whole suite, against real services started on free ports.
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

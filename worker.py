@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.images import ImageActivities
+from activities.uploads import UploadActivities
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
@@ -27,14 +31,28 @@ from workflows.image_processing import ImageProcessingWorkflow
 logger = logging.getLogger("worker")
 
 
+def build_activities(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> list[Callable[..., Any]]:
+    """Every activity, bound to this process's clients."""
+    storage = Storage.from_settings(settings)
+    return [
+        *ImageActivities(storage, sessions, settings).all(),
+        *UploadActivities(storage, sessions, settings).all(),
+    ]
+
+
 def build_worker(
-    client: Client, settings: Settings, activities: ImageActivities, executor: ThreadPoolExecutor
+    client: Client,
+    settings: Settings,
+    activities: Sequence[Callable[..., Any]],
+    executor: ThreadPoolExecutor,
 ) -> Worker:
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[ImageProcessingWorkflow],
-        activities=activities.all(),
+        activities=activities,
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
@@ -44,9 +62,7 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     client = await connect_temporal(settings)
     engine = make_engine(settings)
-    activities = ImageActivities(
-        Storage.from_settings(settings), make_sessionmaker(engine), settings
-    )
+    activities = build_activities(settings, make_sessionmaker(engine))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -127,6 +127,8 @@ class ImageActivities:
         for key in self._records.version_keys(image_id):
             self._storage.delete(key)
         self._storage.delete(request.working_key)
+        if request.source_key is not None:
+            self._storage.delete(request.source_key)
         self._records.set_error(image_id, request.code, request.message)
 
     def _download(self, key: str, path: Path) -> None:

@@ -41,6 +41,26 @@ class ImageRecords:
                 .values(format=image_format, width=width, height=height)
             )
 
+    def mark_uploaded(
+        self, image_id: uuid.UUID, image_format: str, width: int, height: int, size: int
+    ) -> None:
+        """The upload-link object checked out: record what it is and move to `uploaded`."""
+        with self._sessions.begin() as session:
+            project_id = session.scalar(
+                update(Image)
+                .where(Image.id == image_id)
+                .values(
+                    state=ImageState.UPLOADED.value,
+                    format=image_format,
+                    width=width,
+                    height=height,
+                    bytes=size,
+                )
+                .returning(Image.project_id)
+            )
+            if project_id is not None:
+                publish(session, state_event(image_id, project_id, ImageState.UPLOADED))
+
     def set_error(self, image_id: uuid.UUID, code: str, message: str) -> None:
         with self._sessions.begin() as session:
             session.execute(delete(Version).where(Version.image_id == image_id))

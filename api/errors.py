@@ -3,6 +3,7 @@
     ApiError                     -> {"error": {"code", "message"}} with its status
     ├── BadRequestError          400 bad_request / malformed multipart
     ├── NotFoundError            404 not_found
+    ├── ConflictError            409 upload_missing, upload_expired, image_failed
     ├── PayloadTooLargeError     413 payload_too_large
     ├── UnsupportedMediaError    415 unsupported_format / unsupported_media_type
     ├── UnprocessableError       422 invalid_image, image_too_large, validation_error
@@ -49,6 +50,11 @@ class NotFoundError(ApiError):
     code = "not_found"
 
 
+class ConflictError(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
 class PayloadTooLargeError(ApiError):
     status_code = 413
     code = "payload_too_large"
@@ -71,6 +77,21 @@ class ServiceUnavailableError(ApiError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+_ERRORS_BY_CODE: dict[str, type[ApiError]] = {
+    "payload_too_large": PayloadTooLargeError,
+    "unsupported_format": UnsupportedMediaError,
+    "invalid_image": UnprocessableError,
+    "image_too_large": UnprocessableError,
+    "upload_missing": ConflictError,
+    "upload_expired": ConflictError,
+}
+
+
+def error_for_code(code: str, message: str) -> ApiError:
+    """The API error for an image error code (as stored, or as an ApplicationError type)."""
+    return _ERRORS_BY_CODE.get(code, ConflictError)(message, code=code)
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

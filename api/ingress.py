@@ -1,56 +1,33 @@
-"""Direct upload: stream the body to S3, check the header, record the image, start its workflow.
+"""Direct upload: stream the multipart body to S3 while checking the image header.
 
-Ordering matters: nothing is answered 202 until the object is stored, the row exists and
-the workflow has started; when a step fails, the earlier ones are undone.
+Nothing is kept for a rejected request: the object is removed on any error.
 """
 
 from __future__ import annotations
 
 import logging
-import unicodedata
 import uuid
 from dataclasses import dataclass
 
 from fastapi import Request
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-)
-from temporalio.service import RPCError
 
 from api.errors import (
     BadRequestError,
     PayloadTooLargeError,
-    ServiceUnavailableError,
     UnprocessableError,
-    UnsupportedMediaError,
+    error_for_code,
 )
 from api.multipart import StreamingForm
-from core.contracts import (
-    WORKFLOW_NAME,
-    ImageProcessingInput,
-    ImageState,
-    workflow_id_for,
-)
-from core.events import publish, state_event
-from core.imaging import (
-    ImageInfo,
-    ImagingError,
-    Limits,
-    UnsupportedFormatError,
-    identify,
-)
+from api.registry import sanitize_filename, source_key_for
+from core.contracts import ErrorCode, ImageProcessingInput, ImageState
+from core.imaging import ImageInfo, ImagingError, Limits, identify
 from core.models import Image
 from core.settings import Settings
 from core.storage import ORIGINAL_CACHE_CONTROL, Storage, StreamingWriter
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ID_ATTRIBUTE = SearchAttributeKey.for_keyword("ProjectId")
 # Header checks are retried as the head grows: a JPEG's size marker can sit after a large
 # EXIF block. Only the last attempt's error is final.
 SNIFF_THRESHOLDS = (64 * 1024, 1024 * 1024)
@@ -92,17 +69,7 @@ class _HeaderSniffer:
             self.info = identify(bytes(self._head), self._limits)
         except ImagingError as error:
             if final:
-                raise _api_error_for(error) from error
-
-
-def _api_error_for(error: ImagingError) -> UnsupportedMediaError | UnprocessableError:
-    if isinstance(error, UnsupportedFormatError):
-        return UnsupportedMediaError(str(error), code=error.code)
-    return UnprocessableError(str(error), code=error.code)
-
-
-def source_key_for(image_id: uuid.UUID) -> str:
-    return f"originals/{image_id}"
+                raise error_for_code(error.code, str(error)) from error
 
 
 async def receive_upload(request: Request, storage: Storage, settings: Settings) -> ReceivedUpload:
@@ -149,7 +116,7 @@ async def _stream_file(
     if form.filename is None or not form.file_complete:
         raise BadRequestError("the form must contain one complete file part named 'file'")
     if writer.bytes_written == 0:
-        raise UnprocessableError("the file is empty", code="invalid_image")
+        raise UnprocessableError("the file is empty", code=ErrorCode.INVALID_IMAGE)
     return sniffer.finish()
 
 
@@ -177,54 +144,19 @@ def _abort_quietly(writer: StreamingWriter) -> None:
         logger.exception("could not remove rejected upload %s", writer.key)
 
 
-def sanitize_filename(filename: str | None) -> str | None:
-    """Keep a display name only: no path, no control characters, bounded length."""
-    if not filename:
-        return None
-    name = unicodedata.normalize("NFC", filename).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
-    return name[:255] or None
+def image_row(upload: ReceivedUpload) -> Image:
+    return Image(
+        id=upload.image_id,
+        project_id=upload.project_id,
+        state=ImageState.UPLOADED.value,
+        source_key=upload.source_key,
+        original_filename=upload.filename,
+        format=upload.info.format,
+        width=upload.info.width,
+        height=upload.info.height,
+        bytes=upload.bytes,
+    )
 
 
-def record_image(sessions: sessionmaker[Session], upload: ReceivedUpload) -> None:
-    with sessions.begin() as session:
-        session.add(
-            Image(
-                id=upload.image_id,
-                project_id=upload.project_id,
-                state=ImageState.UPLOADED.value,
-                source_key=upload.source_key,
-                original_filename=upload.filename,
-                format=upload.info.format,
-                width=upload.info.width,
-                height=upload.info.height,
-                bytes=upload.bytes,
-            )
-        )
-        publish(session, state_event(upload.image_id, upload.project_id, ImageState.UPLOADED))
-
-
-def forget_image(sessions: sessionmaker[Session], storage: Storage, upload: ReceivedUpload) -> None:
-    """Undo an accepted upload whose workflow could not be started."""
-    with sessions.begin() as session:
-        image = session.get(Image, upload.image_id)
-        if image is not None:
-            session.delete(image)
-    storage.delete(upload.source_key)
-
-
-async def start_processing(client: Client, settings: Settings, upload: ReceivedUpload) -> str:
-    workflow_id = workflow_id_for(str(upload.image_id))
-    try:
-        await client.start_workflow(
-            WORKFLOW_NAME,
-            ImageProcessingInput(str(upload.image_id), upload.project_id, upload.source_key),
-            id=workflow_id,
-            task_queue=settings.temporal_task_queue,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(PROJECT_ID_ATTRIBUTE, str(upload.project_id))]
-            ),
-        )
-    except RPCError as error:
-        raise ServiceUnavailableError("the workflow service is unavailable") from error
-    return workflow_id
+def workflow_input(upload: ReceivedUpload) -> ImageProcessingInput:
+    return ImageProcessingInput(str(upload.image_id), upload.project_id, upload.source_key)

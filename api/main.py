@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.events import EventHub
 from api.resources import Resources
-from api.routes import health, images, projects
+from api.routes import events as event_routes
+from api.routes import health, images, page, projects
 from api.schemas import ErrorPublic
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
@@ -31,14 +33,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         # Lazy: the API starts even while Temporal is down, and /readyz says so.
         temporal = await connect_temporal(settings, lazy=True)
+        events = EventHub(settings.database_url)
+        await events.start()
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
             storage=Storage.from_settings(settings),
             temporal=temporal,
+            events=events,
         )
         yield
+        await events.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -52,4 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)
+    app.include_router(event_routes.router)
+    app.include_router(page.router)
     return app

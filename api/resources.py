@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from api.events import EventHub
 from core.settings import Settings
 from core.storage import Storage
 
@@ -19,3 +20,4 @@ class Resources:
     sessions: sessionmaker[Session]
     storage: Storage
     temporal: Client
+    events: EventHub

@@ -27,6 +27,26 @@ class ImageAccepted(BaseModel):
     status_url: str
 
 
+class ImageLinkCreate(BaseModel):
+    filename: str = Field(min_length=1, max_length=1024, examples=["holiday.jpg"])
+    project_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class ImageUploadLink(BaseModel):
+    """A presigned S3 POST: send `params` as form fields, then the file as `file`."""
+
+    image_id: uuid.UUID
+    project_id: int
+    state: ImageState
+    upload_link: str
+    params: dict[str, str]
+    expires_at: datetime
+    max_bytes: int
+    workflow_id: str
+    status_url: str
+    confirm_url: str
+
+
 class VersionPublic(BaseModel):
     url: str
     width: int
@@ -49,6 +69,14 @@ class ImageSummary(BaseModel):
     versions: dict[str, str | None]
 
 
+class ProgressPublic(BaseModel):
+    """Live progress from the running workflow."""
+
+    state: ImageState
+    versions_done: list[str]
+    versions_total: int
+
+
 class ImagePublic(ImageSummary):
     original_filename: str | None
     format: str | None
@@ -57,6 +85,7 @@ class ImagePublic(ImageSummary):
     bytes: int | None
     error: ImageError | None
     version_details: dict[str, VersionPublic]
+    progress: ProgressPublic | None = None
     created_at: datetime
     updated_at: datetime
 

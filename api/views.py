@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from api.schemas import ImageError, ImagePublic, ImageSummary, VersionPublic
+from sqlalchemy.orm import Session
+
+from api.queries import count_by_state, list_project_images
+from api.schemas import ImageError, ImagePublic, ImageSummary, ProjectPublic, VersionPublic
 from core.contracts import ImageState
 from core.models import Image
 from core.presets import ORIGINAL, PRESET_NAMES, VERSION_NAMES
@@ -57,4 +60,17 @@ def image_public(image: Image, storage: Storage) -> ImagePublic:
         version_details=details,
         created_at=image.created_at,
         updated_at=image.updated_at,
+    )
+
+
+def project_public(
+    session: Session, storage: Storage, project_id: int, limit: int, offset: int
+) -> ProjectPublic:
+    counts = count_by_state(session, project_id)
+    images = list_project_images(session, project_id, limit, offset)
+    return ProjectPublic(
+        project_id=project_id,
+        counts=counts,
+        total=sum(counts.values()),
+        images=[image_public(image, storage) for image in images],
     )

@@ -17,6 +17,12 @@ PREPARE_ACTIVITY = "prepare_image"
 RESIZE_ACTIVITY = "resize_image"
 FINISH_ACTIVITY = "finish_image"
 FAIL_ACTIVITY = "fail_image"
+VERIFY_UPLOAD_ACTIVITY = "verify_upload"
+EXPIRE_UPLOAD_ACTIVITY = "expire_upload"
+
+# The update a client's upload confirmation becomes.
+CONFIRM_UPLOAD_UPDATE = "confirm_upload"
+STATUS_QUERY = "status"
 
 
 class ImageState(StrEnum):
@@ -34,6 +40,9 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     IMAGE_TOO_LARGE = "image_too_large"
     SOURCE_MISSING = "source_missing"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UPLOAD_MISSING = "upload_missing"
+    UPLOAD_EXPIRED = "upload_expired"
     PROCESSING_FAILED = "processing_failed"
 
 
@@ -42,6 +51,9 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.UNSUPPORTED_FORMAT,
     ErrorCode.IMAGE_TOO_LARGE,
     ErrorCode.SOURCE_MISSING,
+    ErrorCode.PAYLOAD_TOO_LARGE,
+    ErrorCode.UPLOAD_MISSING,
+    ErrorCode.UPLOAD_EXPIRED,
 )
 
 
@@ -61,6 +73,35 @@ def version_key_for(project_id: int, image_id: str, version: str, extension: str
 class ImageProcessingInput:
     image_id: str
     project_id: int
+    source_key: str
+    # Upload-link flow: wait this long for the client's confirmation before expiring.
+    awaiting_upload: bool = False
+    upload_timeout_seconds: float = 0.0
+
+
+@dataclass
+class ConfirmUploadInput:
+    image_id: str
+
+
+@dataclass
+class UploadConfirmation:
+    """The answer to a confirmation: `uploaded`, or `error` with the reason."""
+
+    state: str
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class VerifyUploadInput:
+    image_id: str
+    source_key: str
+
+
+@dataclass
+class ExpireUploadInput:
+    image_id: str
     source_key: str
 
 
@@ -112,6 +153,8 @@ class FailureInput:
     working_key: str
     code: str
     message: str
+    # Set when the source itself was refused (upload-link flow): nothing of it is kept.
+    source_key: str | None = None
 
 
 @dataclass

@@ -53,8 +53,14 @@ class Settings(BaseSettings):
     max_megapixels: Annotated[float, Field(gt=0)] = 50.0
     max_side_px: Annotated[int, Field(ge=1)] = 16384
 
+    # Upload links
+    upload_link_expiry_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 3600
+    # A POST that S3 accepted just before expiry may still be confirmed this much later.
+    upload_confirm_grace_seconds: Annotated[int, Field(ge=0, le=24 * 3600)] = 300
+
     # API
-    api_public_url: str = "http://127.0.0.1:8000"
+    # GET /images/{id} asks the running workflow for live progress, at most this long.
+    status_query_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 1.0
     log_level: str = "INFO"
 
     @field_validator("database_url")

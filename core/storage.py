@@ -110,6 +110,34 @@ class Storage:
             raise
         return head["ContentLength"]
 
+    def read_head(self, key: str, length: int) -> bytes:
+        """The first `length` bytes of an object, enough to identify an image."""
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}"
+            )
+        except ClientError as error:
+            if _is_not_found(error):
+                raise ObjectMissingError(key) from error
+            raise
+        return response["Body"].read()
+
+    def presign_post(
+        self, key: str, max_bytes: int, expires_in: int, content_type: str
+    ) -> tuple[str, dict[str, str]]:
+        """A browser-usable POST form for one key, limited in size and to image types."""
+        form = self._presign_client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                ["content-length-range", 1, max_bytes],
+                ["starts-with", "$Content-Type", "image/"],
+            ],
+            ExpiresIn=expires_in,
+        )
+        return form["url"], {name: str(value) for name, value in form["fields"].items()}
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 

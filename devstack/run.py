@@ -129,8 +129,7 @@ def _refuse_busy_ports(stack: LocalStack, api_port: int) -> None:
 
 def _serve(stack: LocalStack, args: argparse.Namespace, commands: AppCommands) -> int:
     api_url = f"http://{LOOPBACK}:{args.api_port}"
-    # The API builds absolute links from API_PUBLIC_URL; keep them right on a custom port.
-    env = {"API_PUBLIC_URL": api_url, **os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
     _migrate(commands, env, stack.logs_dir / "migrate.log")
     stack.ensure_bucket()
     api: ManagedProcess | None = None

@@ -1,4 +1,9 @@
-"""`ImageProcessingWorkflow`: prepare once, fan out one resize per size, record the outcome."""
+"""`ImageProcessingWorkflow`: wait for the upload if needed, prepare once, fan out one resize
+per size, record the outcome.
+
+Every image ends `done` (the workflow completes) or `error` with a code (the workflow
+fails with an `ApplicationError` of that type, so operators see it as Failed).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core.contracts import (
+        CONFIRM_UPLOAD_UPDATE,
+        EXPIRE_UPLOAD_ACTIVITY,
         FAIL_ACTIVITY,
         FINISH_ACTIVITY,
         NON_RETRYABLE_ERROR_TYPES,
         PREPARE_ACTIVITY,
         RESIZE_ACTIVITY,
+        STATUS_QUERY,
+        VERIFY_UPLOAD_ACTIVITY,
         WORKFLOW_NAME,
+        ConfirmUploadInput,
         ErrorCode,
+        ExpireUploadInput,
         FailureInput,
         FinishInput,
         ImageProcessingInput,
@@ -28,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
         ProcessingStatus,
         ResizeInput,
         ResizeResult,
+        UploadConfirmation,
+        VerifyUploadInput,
         working_key_for,
     )
     from core.presets import PRESETS, Preset, fit_within
@@ -49,28 +62,51 @@ BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 
 @workflow.defn(name=WORKFLOW_NAME)
 class ImageProcessingWorkflow:
-    def __init__(self) -> None:
-        self._status = ProcessingStatus(
-            state=ImageState.UPLOADED.value, versions_total=len(PRESETS)
-        )
+    @workflow.init
+    def __init__(self, request: ImageProcessingInput) -> None:
+        initial = ImageState.INIT if request.awaiting_upload else ImageState.UPLOADED
+        self._status = ProcessingStatus(state=initial.value, versions_total=len(PRESETS))
+        self._awaiting_upload = request.awaiting_upload
+        self._source_key = request.source_key
+        self._expired = False
+        self._confirming = False
+        self._confirmation: UploadConfirmation | None = None
 
-    @workflow.query
+    @workflow.query(name=STATUS_QUERY)
     def status(self) -> ProcessingStatus:
         return self._status
+
+    @workflow.update(name=CONFIRM_UPLOAD_UPDATE)
+    async def confirm_upload(self, request: ConfirmUploadInput) -> UploadConfirmation:
+        """The client says its upload is in S3; answers once it has been checked.
+
+        Idempotent: a repeated or concurrent confirmation gets the same answer.
+        """
+        if not self._confirming:
+            self._confirming = True
+            self._confirmation = await self._verify_upload(request)
+        await workflow.wait_condition(lambda: self._confirmation is not None)
+        assert self._confirmation is not None
+        return self._confirmation
+
+    @confirm_upload.validator
+    def _accept_confirmation(self, request: ConfirmUploadInput) -> None:
+        if not self._awaiting_upload:
+            raise ApplicationError("this image was not created by an upload link")
+        if self._expired:
+            raise ApplicationError("the upload link has expired", type=ErrorCode.UPLOAD_EXPIRED)
 
     @workflow.run
     async def run(self, request: ImageProcessingInput) -> ImageProcessingResult:
         working_key = working_key_for(request.image_id)
+        if request.awaiting_upload:
+            await self._await_upload(request, working_key)
         try:
             prepared = await self._prepare(request, working_key)
             versions = await self._resize_all(request, prepared)
         except ActivityError as error:
-            await self._fail(request, working_key, error)
-            raise ApplicationError(
-                f"image {request.image_id} failed: {self._status.error_code}",
-                type=self._status.error_code,
-                non_retryable=True,
-            ) from error
+            await self._fail(request, working_key, _error_code(error), str(error.cause or error))
+            raise self._final_error(request) from error
         await workflow.execute_activity(
             FINISH_ACTIVITY,
             FinishInput(image_id=request.image_id, working_key=working_key),
@@ -79,6 +115,53 @@ class ImageProcessingWorkflow:
         )
         self._status.state = ImageState.DONE.value
         return ImageProcessingResult(request.image_id, ImageState.DONE.value, versions)
+
+    async def _await_upload(self, request: ImageProcessingInput, working_key: str) -> None:
+        """Durably wait for the confirmation; on expiry, leave nothing behind."""
+        try:
+            await workflow.wait_condition(
+                lambda: self._confirming,
+                timeout=timedelta(seconds=request.upload_timeout_seconds),
+            )
+        except TimeoutError:
+            self._expired = True
+            await self._expire(request)
+            raise self._final_error(request) from None
+        await workflow.wait_condition(lambda: self._confirmation is not None)
+        confirmation = self._confirmation
+        assert confirmation is not None
+        if confirmation.state == ImageState.ERROR:
+            code = confirmation.error_code or ErrorCode.INVALID_IMAGE.value
+            message = confirmation.error_message or code
+            await self._fail(request, working_key, code, message, refuse_source=True)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise self._final_error(request)
+
+    async def _verify_upload(self, request: ConfirmUploadInput) -> UploadConfirmation:
+        try:
+            await workflow.execute_activity(
+                VERIFY_UPLOAD_ACTIVITY,
+                VerifyUploadInput(request.image_id, self._source_key),
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                retry_policy=TRANSIENT_RETRY,
+            )
+        except ActivityError as error:
+            return UploadConfirmation(
+                ImageState.ERROR.value, _error_code(error), str(error.cause or error)
+            )
+        self._status.state = ImageState.UPLOADED.value
+        return UploadConfirmation(ImageState.UPLOADED.value)
+
+    async def _expire(self, request: ImageProcessingInput) -> None:
+        workflow.logger.info("upload link for %s expired", request.image_id)
+        self._status.state = ImageState.ERROR.value
+        self._status.error_code = ErrorCode.UPLOAD_EXPIRED.value
+        await workflow.execute_activity(
+            EXPIRE_UPLOAD_ACTIVITY,
+            ExpireUploadInput(request.image_id, request.source_key),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=TRANSIENT_RETRY,
+        )
 
     async def _prepare(self, request: ImageProcessingInput, working_key: str) -> PreparedImage:
         self._status.state = ImageState.PROCESSING.value
@@ -129,17 +212,34 @@ class ImageProcessingWorkflow:
         return result
 
     async def _fail(
-        self, request: ImageProcessingInput, working_key: str, error: ActivityError
+        self,
+        request: ImageProcessingInput,
+        working_key: str,
+        code: str,
+        message: str,
+        *,
+        refuse_source: bool = False,
     ) -> None:
-        code = _error_code(error)
         workflow.logger.warning("image %s failed with %s", request.image_id, code)
         self._status.state = ImageState.ERROR.value
         self._status.error_code = code
         await workflow.execute_activity(
             FAIL_ACTIVITY,
-            FailureInput(request.image_id, working_key, code, str(error.cause or error)),
+            FailureInput(
+                request.image_id,
+                working_key,
+                code,
+                message,
+                source_key=request.source_key if refuse_source else None,
+            ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=TRANSIENT_RETRY,
+        )
+
+    def _final_error(self, request: ImageProcessingInput) -> ApplicationError:
+        code = self._status.error_code or ErrorCode.PROCESSING_FAILED.value
+        return ApplicationError(
+            f"image {request.image_id} failed: {code}", type=code, non_retryable=True
         )
 
 

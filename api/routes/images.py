@@ -1,4 +1,4 @@
-"""Images: the direct upload, and one image's status."""
+"""Images: direct upload, upload links and their confirmation, and one image's status."""
 
 from __future__ import annotations
 
@@ -10,20 +10,18 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.dependency_errors import dependency_errors
-from api.deps import ResourcesDep, SessionDep, StorageDep
+from api.deps import ResourcesDep
 from api.errors import NotFoundError
-from api.ingress import (
-    ReceivedUpload,
-    forget_image,
-    receive_upload,
-    record_image,
-    start_processing,
-)
+from api.ingress import image_row, receive_upload, workflow_input
+from api.progress import RUNNING_STATES, live_progress
 from api.queries import get_image
+from api.registry import forget_image, insert_image, start_image_workflow
 from api.resources import Resources
-from api.schemas import ErrorPublic, ImageAccepted, ImagePublic
+from api.schemas import ErrorPublic, ImageAccepted, ImageLinkCreate, ImagePublic, ImageUploadLink
+from api.upload_links import confirm_upload, create_upload_link
 from api.views import image_public
-from core.contracts import ImageState
+from core.contracts import ImageState, workflow_id_for
+from core.models import Image
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["images"])
@@ -45,16 +43,29 @@ _UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
-_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic} for status in (400, 413, 415, 422, 503)
-}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorPublic} for status in statuses}
+
+
+def _accepted(
+    request: Request, image_id: uuid.UUID, project_id: int, state: ImageState
+) -> ImageAccepted:
+    return ImageAccepted(
+        image_id=image_id,
+        project_id=project_id,
+        state=state,
+        workflow_id=workflow_id_for(str(image_id)),
+        status_url=str(request.url_for("read_image", image_id=image_id)),
+    )
 
 
 @router.post(
     "/upload_image",
     status_code=202,
     response_model=ImageAccepted,
-    responses=_UPLOAD_ERRORS,
+    responses=_errors(400, 413, 415, 422, 503),
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_image_upload(request: Request, resources: ResourcesDep) -> ImageAccepted:
@@ -67,34 +78,88 @@ async def create_image_upload(request: Request, resources: ResourcesDep) -> Imag
         upload = await receive_upload(request, resources.storage, resources.settings)
     try:
         with dependency_errors():
-            await run_in_threadpool(record_image, resources.sessions, upload)
-            workflow_id = await start_processing(resources.temporal, resources.settings, upload)
+            await run_in_threadpool(insert_image, resources.sessions, image_row(upload))
+            await start_image_workflow(
+                resources.temporal, resources.settings, workflow_input(upload)
+            )
     except BaseException:
-        await run_in_threadpool(_forget_quietly, resources, upload)
+        await run_in_threadpool(
+            forget_image, resources.sessions, resources.storage, upload.image_id, upload.source_key
+        )
         raise
     logger.info("accepted image %s for project %s", upload.image_id, upload.project_id)
-    return ImageAccepted(
-        image_id=upload.image_id,
-        project_id=upload.project_id,
-        state=ImageState.UPLOADED,
-        workflow_id=workflow_id,
-        status_url=str(request.url_for("read_image", image_id=upload.image_id)),
+    return _accepted(request, upload.image_id, upload.project_id, ImageState.UPLOADED)
+
+
+@router.post(
+    "/images/",
+    status_code=201,
+    response_model=ImageUploadLink,
+    responses=_errors(422, 503),
+)
+async def create_image_link(
+    body: ImageLinkCreate, request: Request, resources: ResourcesDep
+) -> ImageUploadLink:
+    """Get a presigned S3 POST for one file; confirm with `confirm_url` once uploaded.
+
+    Send every `params` entry as a form field, then the file as the last field, `file`.
+    The link accepts up to `max_bytes` and an `image/*` Content-Type, until `expires_at`.
+    """
+    with dependency_errors():
+        link = await create_upload_link(resources, body.filename, body.project_id)
+    return ImageUploadLink(
+        image_id=link.image_id,
+        project_id=body.project_id,
+        state=ImageState.INIT,
+        upload_link=link.url,
+        params=link.params,
+        expires_at=link.expires_at,
+        max_bytes=resources.settings.max_upload_bytes,
+        workflow_id=link.workflow_id,
+        status_url=str(request.url_for("read_image", image_id=link.image_id)),
+        confirm_url=str(request.url_for("confirm_image_upload", image_id=link.image_id)),
     )
 
 
-def _forget_quietly(resources: Resources, upload: ReceivedUpload) -> None:
-    try:
-        forget_image(resources.sessions, resources.storage, upload)
-    except Exception:
-        logger.exception("could not undo rejected image %s", upload.image_id)
-
-
-@router.get(
-    "/images/{image_id}", response_model=ImagePublic, responses={404: {"model": ErrorPublic}}
+@router.post(
+    "/images/{image_id}/uploaded",
+    status_code=202,
+    response_model=ImageAccepted,
+    responses=_errors(404, 409, 413, 415, 422, 503),
 )
-def read_image(image_id: uuid.UUID, session: SessionDep, storage: StorageDep) -> ImagePublic:
-    """One image: its state, dimensions, error if any, and a link per ready version."""
-    image = get_image(session, image_id)
+async def confirm_image_upload(
+    image_id: uuid.UUID, request: Request, resources: ResourcesDep
+) -> ImageAccepted:
+    """Confirm that the file was posted to the upload link; processing starts once it checks out.
+
+    409 `upload_missing` if nothing was uploaded yet (the link stays usable), 409
+    `upload_expired` after expiry, 413/415/422 if the uploaded file is refused.
+    """
+    image = await _load_image(resources, image_id)
+    with dependency_errors():
+        state = await confirm_upload(resources, image)
+    return _accepted(request, image.id, image.project_id, state)
+
+
+@router.get("/images/{image_id}", response_model=ImagePublic, responses=_errors(404))
+async def read_image(image_id: uuid.UUID, resources: ResourcesDep) -> ImagePublic:
+    """One image: state, dimensions, error, a link per ready version, and live progress."""
+    image = await _load_image(resources, image_id)
+    public = await run_in_threadpool(image_public, image, resources.storage)
+    if image.state in RUNNING_STATES:
+        public.progress = await live_progress(
+            resources.temporal, image.id, resources.settings.status_query_timeout_seconds
+        )
+    return public
+
+
+async def _load_image(resources: Resources, image_id: uuid.UUID) -> Image:
+    def load() -> Image | None:
+        with resources.sessions() as session:
+            return get_image(session, image_id)
+
+    with dependency_errors():
+        image = await run_in_threadpool(load)
     if image is None:
         raise NotFoundError(f"image {image_id} does not exist")
-    return image_public(image, storage)
+    return image

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from api.deps import SessionDep, StorageDep
 from api.queries import count_by_state, list_project_images
 from api.schemas import ProjectImagesPublic, ProjectPublic
-from api.views import image_public, image_summary
+from api.views import image_summary, project_public
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -27,14 +27,7 @@ def read_project(
     offset: Offset = 0,
 ) -> ProjectPublic:
     """Counts by state, then the project's images (oldest first) with their versions."""
-    counts = count_by_state(session, project_id)
-    images = list_project_images(session, project_id, limit, offset)
-    return ProjectPublic(
-        project_id=project_id,
-        counts=counts,
-        total=sum(counts.values()),
-        images=[image_public(image, storage) for image in images],
-    )
+    return project_public(session, storage, project_id, limit, offset)
 
 
 @router.get("/{project_id}/images", response_model=ProjectImagesPublic)

@@ -137,3 +137,30 @@ async def test_an_empty_project_has_zero_counts(api: httpx.AsyncClient) -> None:
     assert body["total"] == 0
     assert body["images"] == []
     assert set(body["counts"]) == {"init", "uploaded", "processing", "done", "error"}
+
+
+async def test_link_requests_are_validated(api: httpx.AsyncClient) -> None:
+    for body in (
+        {"project_id": 1},
+        {"filename": "", "project_id": 1},
+        {"filename": "a", "project_id": 0},
+    ):
+        response = await api.post("/images/", json=body)
+        assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error")
+    unknown = await api.post(f"/images/{uuid.uuid4()}/uploaded")
+    assert unknown.status_code == 404
+
+
+async def test_status_falls_back_to_the_database_when_no_worker_answers(
+    settings: Settings, migrated: None, storage: Storage
+) -> None:
+    unpolled = settings.model_copy(
+        update={
+            "temporal_task_queue": f"nobody-polls-{uuid.uuid4()}",
+            "status_query_timeout_seconds": 0.5,
+        }
+    )
+    async with serve(unpolled) as client:
+        accepted = (await client.post("/upload_image", **upload(5, JPEG))).json()  # type: ignore[arg-type]
+        image = (await client.get(f"/images/{accepted['image_id']}")).json()
+    assert (image["state"], image["progress"]) == ("uploaded", None)

@@ -19,19 +19,29 @@ from devstack.run import AppCommands
 from tests.conftest import REPO_ROOT
 
 WORKERS = 2
+APIS = 2
 STARTUP_SECONDS = 30
 _project_ids = itertools.count(int(time.time()) % 1_000_000 * 100)
 
 
 @dataclass
 class Product:
-    base_url: str
+    """Two API processes and two workers; uploads and sockets may use either API."""
+
+    base_urls: list[str]
     temporal_address: str
     temporal_cli: Path
     processes: list[ManagedProcess] = field(default_factory=list)
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=30)
+    @property
+    def base_url(self) -> str:
+        return self.base_urls[0]
+
+    def client(self, api: int = 0) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_urls[api], timeout=30)
+
+    def ws_url(self, project_id: int, api: int = 0) -> str:
+        return self.base_urls[api].replace("http://", "ws://") + f"/ws/projects/{project_id}"
 
     def new_project_id(self) -> int:
         return next(_project_ids)
@@ -60,17 +70,21 @@ def product(
 ) -> Iterator[Product]:
     logs = tmp_path_factory.mktemp("product-logs")
     commands = AppCommands()  # the same command lines `make run` uses
-    port = free_port()
     processes = [
         spawn(f"worker-{i}", commands.worker, subprocess_env, logs / f"worker-{i}.log", REPO_ROOT)
         for i in range(WORKERS)
     ]
-    api_argv = [*commands.api, "--port", str(port)]
-    api = spawn("api", api_argv, subprocess_env, logs / "api.log", REPO_ROOT)
-    processes.append(api)
-    base_url = f"http://127.0.0.1:{port}"
+    apis: dict[str, ManagedProcess] = {}
+    for i in range(APIS):
+        port = free_port()
+        argv = [*commands.api, "--port", str(port)]
+        apis[f"http://127.0.0.1:{port}"] = spawn(
+            f"api-{i}", argv, subprocess_env, logs / f"api-{i}.log", REPO_ROOT
+        )
+    processes.extend(apis.values())
     try:
-        wait_for_health(base_url, api)
-        yield Product(base_url, settings.temporal_address, find_binary("temporal"), processes)
+        for base_url, api in apis.items():
+            wait_for_health(base_url, api)
+        yield Product(list(apis), settings.temporal_address, find_binary("temporal"), processes)
     finally:
         stop_all(list(reversed(processes)), grace=10)

@@ -6,51 +6,19 @@ result back over HTTP and downloads every link, exactly as a user would.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import subprocess
 import time
 from typing import Any
 
 import httpx
-import pytest
-from PIL import Image
 
 from core.presets import PRESETS, fit_within
 from tests.e2e.conftest import Product
+from tests.e2e.helpers import download, upload, wait_until_final
 from tests.factories import jpeg_bytes, png_with_alpha_bytes
 
-DONE_WITHIN_SECONDS = 60
 SPEC_VERSIONS = {"original", "thumb", "big_thumb", "big_1920", "d2500"}
-
-
-async def upload(client: httpx.AsyncClient, project_id: int, name: str, data: bytes) -> str:
-    response = await client.post(
-        "/upload_image", data={"project_id": str(project_id)}, files={"file": (name, data)}
-    )
-    assert response.status_code == 202, response.text
-    image_id: str = response.json()["image_id"]
-    return image_id
-
-
-async def wait_until_final(client: httpx.AsyncClient, image_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + DONE_WITHIN_SECONDS
-    while time.monotonic() < deadline:
-        image: dict[str, Any] = (await client.get(f"/images/{image_id}")).json()
-        if image["state"] in ("done", "error"):
-            return image
-        await asyncio.sleep(0.2)
-    pytest.fail(f"image {image_id} not final within {DONE_WITHIN_SECONDS}s")
-
-
-async def download(url: str) -> tuple[Image.Image, httpx.Headers]:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(url)
-    assert response.status_code == 200
-    image = Image.open(io.BytesIO(response.content))
-    image.load()
-    return image, response.headers
 
 
 async def assert_versions(image: dict[str, Any], upright: tuple[int, int], fmt: str) -> None:

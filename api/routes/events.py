@@ -1,0 +1,111 @@
+"""`/ws/projects/{project_id}`: a snapshot of the project, then its events as they happen.
+
+Messages (JSON):
+- `{"type": "snapshot", "project_id", "counts", "total", "images": [...]}` first, and again
+  after a `resync` (the API lost its event feed for a moment);
+- `{"type": "state", "image_id", "project_id", "state", "error_code"}`;
+- `{"type": "version", "image_id", "project_id", "version", "width", "height", "url"}`;
+- `{"type": "ping"}` after `PING_SECONDS` of silence. A client may send `{"type": "ping"}`
+  and gets `{"type": "pong"}`.
+
+A client that cannot keep up is closed with 1013 and should reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from api.events import Subscription
+from api.resources import Resources
+from api.views import project_public
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["events"])
+
+PING_SECONDS = 20.0
+SEND_TIMEOUT_SECONDS = 10.0
+SNAPSHOT_LIMIT = 1000
+TRY_AGAIN_LATER = 1013
+
+
+@router.websocket("/ws/projects/{project_id}")
+async def project_events(websocket: WebSocket, project_id: int) -> None:
+    resources: Resources = websocket.app.state.resources
+    await websocket.accept()
+    # Subscribe before reading the snapshot, so no change falls between the two.
+    subscription = resources.events.subscribe(project_id)
+    try:
+        await _send(websocket, await _snapshot(resources, project_id))
+        await _serve(websocket, subscription, resources)
+    except (WebSocketDisconnect, TimeoutError):
+        pass
+    finally:
+        resources.events.unsubscribe(subscription)
+
+
+async def _snapshot(resources: Resources, project_id: int) -> dict[str, Any]:
+    def build() -> dict[str, Any]:
+        with resources.sessions() as session:
+            project = project_public(
+                session, resources.storage, project_id, SNAPSHOT_LIMIT, offset=0
+            )
+        return {"type": "snapshot", **project.model_dump(mode="json")}
+
+    return await run_in_threadpool(build)
+
+
+async def _serve(websocket: WebSocket, subscription: Subscription, resources: Resources) -> None:
+    forward = asyncio.create_task(_forward(websocket, subscription, resources))
+    receive = asyncio.create_task(_receive(websocket))
+    done, pending = await asyncio.wait({forward, receive}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await task
+    for task in done:
+        task.result()
+
+
+async def _forward(websocket: WebSocket, subscription: Subscription, resources: Resources) -> None:
+    while not subscription.overflowed.is_set():
+        try:
+            event = await asyncio.wait_for(subscription.queue.get(), PING_SECONDS)
+        except TimeoutError:
+            await _send(websocket, {"type": "ping"})
+            continue
+        await _send(websocket, await _outgoing(event, subscription, resources))
+    logger.info("closing a WebSocket of project %s that fell behind", subscription.project_id)
+    await websocket.close(TRY_AGAIN_LATER, "too slow; reconnect for a fresh snapshot")
+
+
+async def _outgoing(
+    event: dict[str, Any], subscription: Subscription, resources: Resources
+) -> dict[str, Any]:
+    if event.get("type") == "resync":
+        return await _snapshot(resources, subscription.project_id)
+    if event.get("type") == "version":
+        event = dict(event)
+        event["url"] = resources.storage.presign_get(event.pop("key"))
+    return event
+
+
+async def _receive(websocket: WebSocket) -> None:
+    """Answer pings; anything else a client sends is ignored."""
+    while True:
+        text = await websocket.receive_text()
+        with contextlib.suppress(ValueError):
+            message = json.loads(text)
+            if isinstance(message, dict) and message.get("type") == "ping":
+                await _send(websocket, {"type": "pong"})
+
+
+async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
+    # A client that stops reading must not hold this task (or its queue) forever.
+    await asyncio.wait_for(websocket.send_json(message), SEND_TIMEOUT_SECONDS)

@@ -1,0 +1,135 @@
+"""The upload-link flow: a presigned S3 POST now, a confirmation later.
+
+The image starts in `init` and its workflow starts at once, durably waiting for the
+confirmation; on expiry the workflow removes any late object and ends the image in `error`
+with `upload_expired`. The confirmation becomes a workflow update, so the workflow alone
+decides the image's state, and the answer says whether the upload was accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import ConflictError, ServiceUnavailableError, error_for_code
+from api.registry import (
+    forget_image,
+    insert_image,
+    sanitize_filename,
+    source_key_for,
+    start_image_workflow,
+)
+from api.resources import Resources
+from core.contracts import (
+    CONFIRM_UPLOAD_UPDATE,
+    ConfirmUploadInput,
+    ErrorCode,
+    ImageProcessingInput,
+    ImageState,
+    UploadConfirmation,
+    workflow_id_for,
+)
+from core.models import Image
+from core.storage import ObjectMissingError
+
+CONFIRM_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass
+class UploadLink:
+    image_id: uuid.UUID
+    workflow_id: str
+    url: str
+    params: dict[str, str]
+    expires_at: datetime
+
+
+def _content_type_for(filename: str) -> str:
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
+
+
+async def create_upload_link(resources: Resources, filename: str, project_id: int) -> UploadLink:
+    settings, storage = resources.settings, resources.storage
+    image_id = uuid.uuid4()
+    source_key = source_key_for(image_id)
+    expiry = settings.upload_link_expiry_seconds
+    url, params = storage.presign_post(
+        source_key, settings.max_upload_bytes, expiry, _content_type_for(filename)
+    )
+    row = Image(
+        id=image_id,
+        project_id=project_id,
+        state=ImageState.INIT.value,
+        source_key=source_key,
+        original_filename=sanitize_filename(filename),
+    )
+    await run_in_threadpool(insert_image, resources.sessions, row)
+    request = ImageProcessingInput(
+        str(image_id),
+        project_id,
+        source_key,
+        awaiting_upload=True,
+        upload_timeout_seconds=expiry + settings.upload_confirm_grace_seconds,
+    )
+    try:
+        workflow_id = await start_image_workflow(resources.temporal, settings, request)
+    except BaseException:
+        await run_in_threadpool(forget_image, resources.sessions, storage, image_id, source_key)
+        raise
+    expires_at = datetime.now(UTC) + timedelta(seconds=expiry)
+    return UploadLink(image_id, workflow_id, url, params, expires_at)
+
+
+async def confirm_upload(resources: Resources, image: Image) -> ImageState:
+    """Answer the state the image is in once its upload is accepted, or raise why not."""
+    state = ImageState(image.state)
+    if state in (ImageState.UPLOADED, ImageState.PROCESSING, ImageState.DONE):
+        return state  # confirmed before: confirming again is harmless
+    if state == ImageState.ERROR:
+        raise error_for_code(image.error_code or "image_failed", "the image has already failed")
+    try:
+        await run_in_threadpool(resources.storage.size_of, image.source_key)
+    except ObjectMissingError as error:
+        raise ConflictError(
+            "nothing has been uploaded to the link yet", code=ErrorCode.UPLOAD_MISSING
+        ) from error
+    confirmation = await _execute_confirmation(resources.temporal, image.id)
+    if confirmation.state == ImageState.ERROR:
+        code = confirmation.error_code or ErrorCode.INVALID_IMAGE
+        raise error_for_code(code, confirmation.error_message or code)
+    return ImageState.UPLOADED
+
+
+async def _execute_confirmation(client: Client, image_id: uuid.UUID) -> UploadConfirmation:
+    handle = client.get_workflow_handle(workflow_id_for(str(image_id)))
+    try:
+        async with asyncio.timeout(CONFIRM_TIMEOUT_SECONDS):
+            confirmation: UploadConfirmation = await handle.execute_update(
+                CONFIRM_UPLOAD_UPDATE,
+                ConfirmUploadInput(str(image_id)),
+                result_type=UploadConfirmation,
+            )
+            return confirmation
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == ErrorCode.UPLOAD_EXPIRED:
+            raise ConflictError(cause.message, code=ErrorCode.UPLOAD_EXPIRED) from error
+        raise ConflictError("the upload cannot be confirmed", code="not_confirmable") from error
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            # A workflow still waiting for its upload only ends by expiring.
+            raise ConflictError(
+                "the upload link has expired", code=ErrorCode.UPLOAD_EXPIRED
+            ) from error
+        raise ServiceUnavailableError("the upload could not be confirmed now") from error
+    except TimeoutError as error:
+        raise ServiceUnavailableError("the upload check is taking too long") from error
