@@ -34,8 +34,6 @@ from core.contracts import (
     version_key_for,
 )
 from core.imaging import (
-    ImagingError,
-    Limits,
     decode_normalized,
     decode_working_copy,
     encode_derivative,
@@ -43,6 +41,7 @@ from core.imaging import (
     has_alpha,
     resize_to_size,
 )
+from core.inspection import ImagingError, limits_from
 from core.presets import largest_box
 from core.settings import Settings
 from core.storage import DERIVATIVE_CACHE_CONTROL, ObjectMissingError, Storage
@@ -55,7 +54,7 @@ class ImageActivities:
         self._storage = storage
         self._records = ImageRecords(sessions)
         self._settings = settings
-        self._limits = Limits(settings.max_pixels, settings.max_side_px)
+        self._limits = limits_from(settings)
 
     def all(self) -> Sequence[Callable[..., Any]]:
         return [self.prepare, self.resize, self.finish, self.fail]

@@ -19,12 +19,9 @@ from core.contracts import (
     ImageState,
     VerifyUploadInput,
 )
-from core.imaging import ImagingError, Limits, identify
+from core.inspection import HEADER_BYTES, ImagingError, identify, limits_from
 from core.settings import Settings
 from core.storage import ObjectMissingError, Storage
-
-# A JPEG's size marker can follow a large EXIF block; 1 MiB covers real files.
-HEADER_BYTES = 1024 * 1024
 
 
 class UploadActivities:
@@ -34,7 +31,7 @@ class UploadActivities:
         self._storage = storage
         self._records = ImageRecords(sessions)
         self._max_bytes = settings.max_upload_bytes
-        self._limits = Limits(settings.max_pixels, settings.max_side_px)
+        self._limits = limits_from(settings)
 
     def all(self) -> Sequence[Callable[..., Any]]:
         return [self.verify, self.expire]
@@ -50,7 +47,7 @@ class UploadActivities:
         if size > self._max_bytes:
             raise _refusal(f"the file exceeds {self._max_bytes} bytes", ErrorCode.PAYLOAD_TOO_LARGE)
         try:
-            info = identify(head, self._limits)
+            info = identify(head, self._limits, complete=size <= len(head))
         except ImagingError as error:
             raise _refusal(str(error), error.code) from error
         self._records.mark_uploaded(

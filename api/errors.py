@@ -84,6 +84,7 @@ _ERRORS_BY_CODE: dict[str, type[ApiError]] = {
     "unsupported_format": UnsupportedMediaError,
     "invalid_image": UnprocessableError,
     "image_too_large": UnprocessableError,
+    "too_many_frames": UnprocessableError,
     "upload_missing": ConflictError,
     "upload_expired": ConflictError,
 }

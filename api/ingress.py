@@ -21,7 +21,15 @@ from api.errors import (
 from api.multipart import StreamingForm
 from api.registry import sanitize_filename, source_key_for
 from core.contracts import ErrorCode, ImageProcessingInput, ImageState
-from core.imaging import ImageInfo, ImagingError, Limits, identify
+from core.inspection import (
+    HEADER_BYTES,
+    ImageInfo,
+    ImagingError,
+    InvalidImageError,
+    Limits,
+    identify,
+    limits_from,
+)
 from core.models import Image
 from core.settings import Settings
 from core.storage import ORIGINAL_CACHE_CONTROL, Storage, StreamingWriter
@@ -30,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Header checks are retried as the head grows: a JPEG's size marker can sit after a large
 # EXIF block. Only the last attempt's error is final.
-SNIFF_THRESHOLDS = (64 * 1024, 1024 * 1024)
+SNIFF_THRESHOLDS = (64 * 1024, HEADER_BYTES)
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
@@ -45,30 +53,38 @@ class ReceivedUpload:
 
 
 class _HeaderSniffer:
+    """Keeps the first MiB of the file and identifies it as early as it can.
+
+    A bad format or size is refused while the body is still streaming. When the whole file
+    fits in the head, its frames are counted too; larger files get that check in the worker.
+    """
+
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._head = bytearray()
+        self._whole_file = True
         self.info: ImageInfo | None = None
 
     def feed(self, data: bytes) -> None:
-        if self.info is not None:
-            return
         before = len(self._head)
-        self._head.extend(data[: SNIFF_THRESHOLDS[-1] - before])
-        if any(before < t <= len(self._head) for t in SNIFF_THRESHOLDS):
-            self._try(final=len(self._head) >= SNIFF_THRESHOLDS[-1])
+        room = SNIFF_THRESHOLDS[-1] - before
+        self._head.extend(data[:room])
+        self._whole_file = self._whole_file and len(data) <= room
+        if self.info is None and any(before < t <= len(self._head) for t in SNIFF_THRESHOLDS):
+            self._identify(final=len(self._head) >= SNIFF_THRESHOLDS[-1], complete=False)
 
     def finish(self) -> ImageInfo:
-        if self.info is None:
-            self._try(final=True)
+        if self.info is None or self._whole_file:
+            self._identify(final=True, complete=self._whole_file)
         assert self.info is not None
         return self.info
 
-    def _try(self, *, final: bool) -> None:
+    def _identify(self, *, final: bool, complete: bool) -> None:
         try:
-            self.info = identify(bytes(self._head), self._limits)
+            self.info = identify(bytes(self._head), self._limits, complete=complete)
         except ImagingError as error:
-            if final:
+            # Only a broken-looking header may still be a header cut short by our threshold.
+            if final or not isinstance(error, InvalidImageError):
                 raise error_for_code(error.code, str(error)) from error
 
 
@@ -99,8 +115,10 @@ async def receive_upload(request: Request, storage: Storage, settings: Settings)
 async def _stream_file(
     request: Request, form: StreamingForm, writer: StreamingWriter, settings: Settings
 ) -> ImageInfo:
-    sniffer = _HeaderSniffer(Limits(settings.max_pixels, settings.max_side_px))
+    sniffer = _HeaderSniffer(limits_from(settings))
     body_limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    if _declared_length(request) > body_limit:
+        raise _too_large(settings)  # refused before a byte of the body is read
     body_bytes = 0
     async for chunk in request.stream():
         body_bytes += len(chunk)
@@ -118,6 +136,13 @@ async def _stream_file(
     if writer.bytes_written == 0:
         raise UnprocessableError("the file is empty", code=ErrorCode.INVALID_IMAGE)
     return sniffer.finish()
+
+
+def _declared_length(request: Request) -> int:
+    try:
+        return int(request.headers.get("content-length", "0"))
+    except ValueError as error:
+        raise BadRequestError("Content-Length is not a number") from error
 
 
 def _too_large(settings: Settings) -> PayloadTooLargeError:

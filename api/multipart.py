@@ -12,16 +12,19 @@ from api.errors import BadRequestError, UnsupportedMediaError
 
 MAX_FIELDS = 8
 MAX_FIELD_BYTES = 1024
+MAX_BOUNDARY_BYTES = 200  # RFC 2046 allows 70
 
 
 class StreamingForm:
     def __init__(self, content_type: str | None, file_field: str = "file") -> None:
         media_type, options = parse_options_header(content_type)
-        boundary = options.get(b"boundary")
-        if media_type != b"multipart/form-data" or not boundary:
+        if media_type != b"multipart/form-data":
             raise UnsupportedMediaError(
                 "the body must be multipart/form-data", code="unsupported_media_type"
             )
+        boundary = options.get(b"boundary")
+        if not boundary or len(boundary) > MAX_BOUNDARY_BYTES:
+            raise BadRequestError("malformed multipart body: missing or invalid boundary")
         self._file_field = file_field
         self.fields: dict[str, str] = {}
         self.filename: str | None = None

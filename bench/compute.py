@@ -17,13 +17,13 @@ from collections.abc import Callable
 from PIL import Image
 
 from core.imaging import (
-    Limits,
     decode_normalized,
     decode_working_copy,
     encode_derivative,
     encode_working_copy,
     resize_to_size,
 )
+from core.inspection import Limits
 from core.presets import PRESETS, fit_within, largest_box
 from tests.factories import jpeg_bytes
 

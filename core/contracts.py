@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     INVALID_IMAGE = "invalid_image"
     UNSUPPORTED_FORMAT = "unsupported_format"
     IMAGE_TOO_LARGE = "image_too_large"
+    TOO_MANY_FRAMES = "too_many_frames"
     SOURCE_MISSING = "source_missing"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UPLOAD_MISSING = "upload_missing"
@@ -50,6 +51,7 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.INVALID_IMAGE,
     ErrorCode.UNSUPPORTED_FORMAT,
     ErrorCode.IMAGE_TOO_LARGE,
+    ErrorCode.TOO_MANY_FRAMES,
     ErrorCode.SOURCE_MISSING,
     ErrorCode.PAYLOAD_TOO_LARGE,
     ErrorCode.UPLOAD_MISSING,

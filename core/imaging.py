@@ -11,16 +11,18 @@ import logging
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps
 
-from core.contracts import ErrorCode
+from core.inspection import (
+    ImageTooLargeError,
+    InvalidImageError,
+    Limits,
+    check_frames,
+    open_image,
+)
 from core.presets import fit_within
 
 logger = logging.getLogger(__name__)
-
-# Decided by decoding, never by extension or Content-Type. Anything else (SVG, PDF, EPS,
-# PSD, TIFF, BMP, ICO...) is never handed to a parser.
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF")
 
 # Orientations that swap width and height once applied.
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
@@ -28,73 +30,11 @@ _EXIF_ORIENTATION_TAG = 0x0112
 _SRGB = ImageCms.createProfile("sRGB")
 
 
-class ImagingError(Exception):
-    """Base of the image errors; `code` is the stable error code."""
-
-    code: str = ErrorCode.INVALID_IMAGE
-
-
-class UnsupportedFormatError(ImagingError):
-    code = ErrorCode.UNSUPPORTED_FORMAT
-
-
-class InvalidImageError(ImagingError):
-    code = ErrorCode.INVALID_IMAGE
-
-
-class ImageTooLargeError(ImagingError):
-    code = ErrorCode.IMAGE_TOO_LARGE
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_pixels: int
-    max_side: int
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    format: str
-    width: int
-    height: int
-
-
 @dataclass(frozen=True)
 class Encoded:
     data: bytes
     content_type: str
     extension: str
-
-
-def open_image(fp: IO[bytes], limits: Limits) -> Image.Image:
-    """Open from the header only, checking the allowlist and the size limits."""
-    try:
-        image = Image.open(fp, formats=ALLOWED_FORMATS)
-    except UnidentifiedImageError as error:
-        raise UnsupportedFormatError("not a JPEG, PNG, WebP or GIF image") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InvalidImageError(f"unreadable image header: {error}") from error
-    _check_limits(image.width, image.height, limits)
-    return image
-
-
-def _check_limits(width: int, height: int, limits: Limits) -> None:
-    if width < 1 or height < 1:
-        raise InvalidImageError(f"invalid dimensions {width}x{height}")
-    if max(width, height) > limits.max_side:
-        raise ImageTooLargeError(f"{width}x{height} exceeds the {limits.max_side} px side limit")
-    if width * height > limits.max_pixels:
-        megapixels = width * height / 1e6
-        raise ImageTooLargeError(
-            f"{width}x{height} ({megapixels:.1f} MP) exceeds {limits.max_pixels / 1e6:g} MP"
-        )
-
-
-def identify(head: bytes, limits: Limits) -> ImageInfo:
-    """Format and dimensions from the first bytes of a file, without decoding pixels."""
-    with open_image(io.BytesIO(head), limits) as image:
-        assert image.format is not None
-        return ImageInfo(image.format, image.width, image.height)
 
 
 @dataclass(frozen=True)
@@ -116,11 +56,14 @@ def decode_normalized(fp: IO[bytes], box: tuple[int, int], limits: Limits) -> De
     image = open_image(fp, limits)
     image_format = image.format or "unknown"
     source_size = _upright_size(image)
+    check_frames(image, limits)
     try:
         if image_format == "JPEG":
             image.draft(image.mode, _draft_target(image, box))
         image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"too many pixels: {error}") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InvalidImageError(f"corrupt image data: {error}") from error
     upright = ImageOps.exif_transpose(image)
     target = fit_within(*source_size, box)

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     max_upload_bytes: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
     max_megapixels: Annotated[float, Field(gt=0)] = 50.0
     max_side_px: Annotated[int, Field(ge=1)] = 16384
+    max_frames: Annotated[int, Field(ge=1)] = 1000
 
     # Upload links
     upload_link_expiry_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 3600

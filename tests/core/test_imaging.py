@@ -3,20 +3,22 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from core.imaging import (
-    ImageTooLargeError,
-    InvalidImageError,
-    Limits,
-    UnsupportedFormatError,
     decode_normalized,
     decode_working_copy,
     encode_derivative,
     encode_working_copy,
-    identify,
     normalize_mode,
     resize_to_size,
+)
+from core.inspection import (
+    ImageTooLargeError,
+    InvalidImageError,
+    Limits,
+    UnsupportedFormatError,
+    identify,
 )
 from tests.factories import encoded, jpeg_bytes, photo, png_with_alpha_bytes
 
@@ -61,6 +63,7 @@ def test_truncated_pixel_data_is_invalid() -> None:
     data = jpeg_bytes(800, 600)
     with pytest.raises(InvalidImageError):
         decode_normalized(io.BytesIO(data[: len(data) // 2]), (2500, 2500), LIMITS)
+    assert not ImageFile.LOAD_TRUNCATED_IMAGES  # half-grey images are never accepted
 
 
 def test_decode_applies_exif_orientation() -> None:

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from core.inspection import (
+    ImageTooLargeError,
+    InvalidImageError,
+    Limits,
+    TooManyFramesError,
+    UnsupportedFormatError,
+    identify,
+    looks_like_allowed_format,
+)
+from tests.hostile import many_frame_gif, png_header_only, quadrants, save
+
+LIMITS = Limits(max_pixels=50_000_000, max_side=16384, max_frames=100)
+
+
+def test_a_bomb_is_refused_from_its_header() -> None:
+    with pytest.raises(ImageTooLargeError):
+        identify(png_header_only(30000, 30000), LIMITS)
+
+
+def test_an_allowed_signature_with_a_broken_header_is_invalid_not_unsupported() -> None:
+    with pytest.raises(InvalidImageError):
+        identify(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, LIMITS)
+    with pytest.raises(UnsupportedFormatError):
+        identify(b"\x89PNX" + b"\x00" * 64, LIMITS)
+
+
+def test_frames_are_counted_only_when_the_whole_file_is_there() -> None:
+    gif = many_frame_gif(150)
+    assert identify(gif, LIMITS).format == "GIF"
+    with pytest.raises(TooManyFramesError):
+        identify(gif, LIMITS, complete=True)
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF", "AVIF"])
+def test_every_allowed_format_is_recognised(image_format: str) -> None:
+    data = save(quadrants(32, 32), image_format)
+    assert looks_like_allowed_format(data)
+    assert identify(data, LIMITS).format == image_format
