@@ -17,12 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import classify_errors
 from activities.records import ImageRecords
 from core.contracts import (
+    DISCARD_ACTIVITY,
     FAIL_ACTIVITY,
     FINISH_ACTIVITY,
     PREPARE_ACTIVITY,
     RESIZE_ACTIVITY,
+    DiscardInput,
     ErrorCode,
     FailureInput,
     FinishInput,
@@ -57,9 +60,10 @@ class ImageActivities:
         self._limits = limits_from(settings)
 
     def all(self) -> Sequence[Callable[..., Any]]:
-        return [self.prepare, self.resize, self.finish, self.fail]
+        return [self.prepare, self.resize, self.finish, self.fail, self.discard]
 
     @activity.defn(name=PREPARE_ACTIVITY)
+    @classify_errors
     def prepare(self, request: PrepareInput) -> PreparedImage:
         """Decode the source once, upright and normalized, into the working copy."""
         image_id = uuid.UUID(request.image_id)
@@ -88,6 +92,7 @@ class ImageActivities:
         )
 
     @activity.defn(name=RESIZE_ACTIVITY)
+    @classify_errors
     def resize(self, request: ResizeInput) -> ResizeResult:
         """Make one size from the working copy; rerunning it overwrites the same key and row."""
         with _scratch_dir() as scratch:
@@ -115,20 +120,30 @@ class ImageActivities:
         return result
 
     @activity.defn(name=FINISH_ACTIVITY)
+    @classify_errors
     def finish(self, request: FinishInput) -> None:
         self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE)
         self._storage.delete(request.working_key)
 
     @activity.defn(name=FAIL_ACTIVITY)
-    def fail(self, request: FailureInput) -> None:
-        """Record the error and remove partial output, so a failed image has no versions."""
+    @classify_errors
+    def fail(self, request: FailureInput) -> DiscardInput:
+        """Record the error and drop the version rows; answer the objects to discard.
+
+        Only Postgres is needed here, so an image still ends in `error` while S3 is down.
+        """
         image_id = uuid.UUID(request.image_id)
-        for key in self._records.version_keys(image_id):
-            self._storage.delete(key)
-        self._storage.delete(request.working_key)
+        keys = self._records.set_error(image_id, request.code, request.message)
+        keys.append(request.working_key)
         if request.source_key is not None:
-            self._storage.delete(request.source_key)
-        self._records.set_error(image_id, request.code, request.message)
+            keys.append(request.source_key)
+        return DiscardInput(keys)
+
+    @activity.defn(name=DISCARD_ACTIVITY)
+    @classify_errors
+    def discard(self, request: DiscardInput) -> None:
+        for key in request.keys:
+            self._storage.delete(key)
 
     def _download(self, key: str, path: Path) -> None:
         try:

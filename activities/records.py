@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,9 +61,14 @@ class ImageRecords:
             if project_id is not None:
                 publish(session, state_event(image_id, project_id, ImageState.UPLOADED))
 
-    def set_error(self, image_id: uuid.UUID, code: str, message: str) -> None:
+    def set_error(self, image_id: uuid.UUID, code: str, message: str) -> list[str]:
+        """End the image in `error` without versions; answer the keys the versions had."""
         with self._sessions.begin() as session:
-            session.execute(delete(Version).where(Version.image_id == image_id))
+            keys = list(
+                session.scalars(
+                    delete(Version).where(Version.image_id == image_id).returning(Version.key)
+                )
+            )
             project_id = session.scalar(
                 update(Image)
                 .where(Image.id == image_id)
@@ -72,6 +77,7 @@ class ImageRecords:
             )
             if project_id is not None:
                 publish(session, state_event(image_id, project_id, ImageState.ERROR, code))
+        return keys
 
     def upsert_version(self, image_id: uuid.UUID, project_id: int, result: ResizeResult) -> None:
         values = {
@@ -94,7 +100,3 @@ class ImageRecords:
         with self._sessions.begin() as session:
             session.execute(statement)
             publish(session, event)
-
-    def version_keys(self, image_id: uuid.UUID) -> list[str]:
-        with self._sessions() as session:
-            return list(session.scalars(select(Version.key).where(Version.image_id == image_id)))

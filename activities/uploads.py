@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import classify_errors
 from activities.records import ImageRecords
 from core.contracts import (
     EXPIRE_UPLOAD_ACTIVITY,
@@ -37,6 +38,7 @@ class UploadActivities:
         return [self.verify, self.expire]
 
     @activity.defn(name=VERIFY_UPLOAD_ACTIVITY)
+    @classify_errors
     def verify(self, request: VerifyUploadInput) -> None:
         """The object exists, is within the byte limit, and its header is an allowed image."""
         try:
@@ -55,14 +57,15 @@ class UploadActivities:
         )
 
     @activity.defn(name=EXPIRE_UPLOAD_ACTIVITY)
+    @classify_errors
     def expire(self, request: ExpireUploadInput) -> None:
         """No confirmation came in time: drop any late object and end the image."""
-        self._storage.delete(request.source_key)
         self._records.set_error(
             uuid.UUID(request.image_id),
             ErrorCode.UPLOAD_EXPIRED,
             "no upload was confirmed before the link expired",
         )
+        self._storage.delete(request.source_key)
         activity.logger.info("expired upload link of %s (%s)", request.image_id, ImageState.ERROR)
 
 

@@ -183,5 +183,10 @@ def image_row(upload: ReceivedUpload) -> Image:
     )
 
 
-def workflow_input(upload: ReceivedUpload) -> ImageProcessingInput:
-    return ImageProcessingInput(str(upload.image_id), upload.project_id, upload.source_key)
+def workflow_input(upload: ReceivedUpload, settings: Settings) -> ImageProcessingInput:
+    return ImageProcessingInput(
+        str(upload.image_id),
+        upload.project_id,
+        upload.source_key,
+        max_attempts=settings.activity_max_attempts,
+    )

@@ -79,6 +79,7 @@ async def create_upload_link(resources: Resources, filename: str, project_id: in
         source_key,
         awaiting_upload=True,
         upload_timeout_seconds=expiry + settings.upload_confirm_grace_seconds,
+        max_attempts=settings.activity_max_attempts,
     )
     try:
         workflow_id = await start_image_workflow(resources.temporal, settings, request)

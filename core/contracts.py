@@ -17,6 +17,7 @@ PREPARE_ACTIVITY = "prepare_image"
 RESIZE_ACTIVITY = "resize_image"
 FINISH_ACTIVITY = "finish_image"
 FAIL_ACTIVITY = "fail_image"
+DISCARD_ACTIVITY = "discard_objects"
 VERIFY_UPLOAD_ACTIVITY = "verify_upload"
 EXPIRE_UPLOAD_ACTIVITY = "expire_upload"
 
@@ -44,6 +45,8 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UPLOAD_MISSING = "upload_missing"
     UPLOAD_EXPIRED = "upload_expired"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
     PROCESSING_FAILED = "processing_failed"
 
 
@@ -57,6 +60,14 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.UPLOAD_MISSING,
     ErrorCode.UPLOAD_EXPIRED,
 )
+
+
+# Retryable: what an image's error says once its bounded retries are spent.
+TRANSIENT_ERROR_TYPES: tuple[str, ...] = (
+    ErrorCode.STORAGE_UNAVAILABLE,
+    ErrorCode.DATABASE_UNAVAILABLE,
+)
+DEFAULT_MAX_ATTEMPTS = 12
 
 
 def workflow_id_for(image_id: str) -> str:
@@ -79,6 +90,8 @@ class ImageProcessingInput:
     # Upload-link flow: wait this long for the client's confirmation before expiring.
     awaiting_upload: bool = False
     upload_timeout_seconds: float = 0.0
+    # Attempts per activity before a transient fault ends the image in `error`.
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass
@@ -157,6 +170,13 @@ class FailureInput:
     message: str
     # Set when the source itself was refused (upload-link flow): nothing of it is kept.
     source_key: str | None = None
+
+
+@dataclass
+class DiscardInput:
+    """Objects a failed image leaves behind."""
+
+    keys: list[str] = field(default_factory=list)
 
 
 @dataclass

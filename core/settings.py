@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     s3_addressing_style: str = "path"
     link_expiry_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
 
+    # Attempts per activity before a transient fault (S3 or Postgres down) ends an image
+    # in `error`; with exponential backoff capped at 30 s, 12 attempts span ~4 minutes.
+    activity_max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
+
     # Worker
     worker_max_concurrent_activities: Annotated[int, Field(ge=1, le=256)] = 4
     worker_graceful_shutdown_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0

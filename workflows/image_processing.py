@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from core.contracts import (
         CONFIRM_UPLOAD_UPDATE,
+        DISCARD_ACTIVITY,
         EXPIRE_UPLOAD_ACTIVITY,
         FAIL_ACTIVITY,
         FINISH_ACTIVITY,
@@ -24,9 +25,11 @@ with workflow.unsafe.imports_passed_through():
         PREPARE_ACTIVITY,
         RESIZE_ACTIVITY,
         STATUS_QUERY,
+        TRANSIENT_ERROR_TYPES,
         VERIFY_UPLOAD_ACTIVITY,
         WORKFLOW_NAME,
         ConfirmUploadInput,
+        DiscardInput,
         ErrorCode,
         ExpireUploadInput,
         FailureInput,
@@ -45,19 +48,30 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.presets import PRESETS, Preset, fit_within
 
-# Bounded: about four minutes of backoff rides out an S3 or Postgres restart, and then
-# the image ends in `error` instead of retrying forever.
-TRANSIENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=12,
-    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
-)
 PREPARE_TIMEOUT = timedelta(minutes=2)
 RESIZE_TIMEOUT = timedelta(minutes=1)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# Recording the outcome outlasts the work: a Postgres outage longer than the work's
+# retries still ends with the image's final state written once Postgres is back.
+RECORD_BUDGET = timedelta(hours=1)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+)
+
+
+def transient_retry(max_attempts: int) -> RetryPolicy:
+    """Bounded backoff: the default 12 attempts ride out about four minutes of outage."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=max(1, max_attempts),
+        non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+    )
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -68,6 +82,7 @@ class ImageProcessingWorkflow:
         self._status = ProcessingStatus(state=initial.value, versions_total=len(PRESETS))
         self._awaiting_upload = request.awaiting_upload
         self._source_key = request.source_key
+        self._retry = transient_retry(request.max_attempts)
         self._expired = False
         self._confirming = False
         self._confirmation: UploadConfirmation | None = None
@@ -111,7 +126,8 @@ class ImageProcessingWorkflow:
             FINISH_ACTIVITY,
             FinishInput(image_id=request.image_id, working_key=working_key),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=TRANSIENT_RETRY,
+            schedule_to_close_timeout=RECORD_BUDGET,
+            retry_policy=RECORD_RETRY,
         )
         self._status.state = ImageState.DONE.value
         return ImageProcessingResult(request.image_id, ImageState.DONE.value, versions)
@@ -143,7 +159,7 @@ class ImageProcessingWorkflow:
                 VERIFY_UPLOAD_ACTIVITY,
                 VerifyUploadInput(request.image_id, self._source_key),
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                retry_policy=TRANSIENT_RETRY,
+                retry_policy=self._retry,
             )
         except ActivityError as error:
             return UploadConfirmation(
@@ -160,7 +176,8 @@ class ImageProcessingWorkflow:
             EXPIRE_UPLOAD_ACTIVITY,
             ExpireUploadInput(request.image_id, request.source_key),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=TRANSIENT_RETRY,
+            schedule_to_close_timeout=RECORD_BUDGET,
+            retry_policy=RECORD_RETRY,
         )
 
     async def _prepare(self, request: ImageProcessingInput, working_key: str) -> PreparedImage:
@@ -171,7 +188,7 @@ class ImageProcessingWorkflow:
             result_type=PreparedImage,
             start_to_close_timeout=PREPARE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=TRANSIENT_RETRY,
+            retry_policy=self._retry,
         )
         return prepared
 
@@ -206,7 +223,7 @@ class ImageProcessingWorkflow:
             result_type=ResizeResult,
             start_to_close_timeout=RESIZE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=TRANSIENT_RETRY,
+            retry_policy=self._retry,
         )
         self._status.versions_done.append(preset.name)
         return result
@@ -223,7 +240,7 @@ class ImageProcessingWorkflow:
         workflow.logger.warning("image %s failed with %s", request.image_id, code)
         self._status.state = ImageState.ERROR.value
         self._status.error_code = code
-        await workflow.execute_activity(
+        leftovers: DiscardInput = await workflow.execute_activity(
             FAIL_ACTIVITY,
             FailureInput(
                 request.image_id,
@@ -232,9 +249,21 @@ class ImageProcessingWorkflow:
                 message,
                 source_key=request.source_key if refuse_source else None,
             ),
+            result_type=DiscardInput,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=TRANSIENT_RETRY,
+            schedule_to_close_timeout=RECORD_BUDGET,
+            retry_policy=RECORD_RETRY,
         )
+        try:
+            await workflow.execute_activity(
+                DISCARD_ACTIVITY,
+                leftovers,
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                retry_policy=self._retry,
+            )
+        except ActivityError:
+            # The error is recorded; objects left behind are only storage, not state.
+            workflow.logger.warning("could not discard %s", leftovers.keys)
 
     def _final_error(self, request: ImageProcessingInput) -> ApplicationError:
         code = self._status.error_code or ErrorCode.PROCESSING_FAILED.value
@@ -245,6 +274,7 @@ class ImageProcessingWorkflow:
 
 def _error_code(error: ActivityError) -> str:
     cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type in NON_RETRYABLE_ERROR_TYPES:
+    known = (*NON_RETRYABLE_ERROR_TYPES, *TRANSIENT_ERROR_TYPES)
+    if isinstance(cause, ApplicationError) and cause.type in known:
         return cause.type
     return ErrorCode.PROCESSING_FAILED.value

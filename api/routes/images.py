@@ -80,7 +80,7 @@ async def create_image_upload(request: Request, resources: ResourcesDep) -> Imag
         with dependency_errors():
             await run_in_threadpool(insert_image, resources.sessions, image_row(upload))
             await start_image_workflow(
-                resources.temporal, resources.settings, workflow_input(upload)
+                resources.temporal, resources.settings, workflow_input(upload, resources.settings)
             )
     except BaseException:
         await run_in_threadpool(

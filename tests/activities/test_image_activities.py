@@ -122,10 +122,12 @@ def test_finish_and_fail_record_the_outcome(
         activities.resize,
         ResizeInput(str(failed_id), PROJECT_ID, "thumb", 150, 100, prepared.working_key),
     )
-    env.run(
+    leftovers = env.run(
         activities.fail,
         FailureInput(str(failed_id), prepared.working_key, "processing_failed", "boom"),
     )
+    assert sorted(leftovers.keys) == sorted([thumb.key, prepared.working_key])
+    env.run(activities.discard, leftovers)
 
     with sessions() as session:
         assert session.get_one(Image, done_id).state == ImageState.DONE
@@ -135,3 +137,16 @@ def test_finish_and_fail_record_the_outcome(
     for key in (working_key_for(str(done_id)), thumb.key, prepared.working_key):
         with pytest.raises(ObjectMissingError):
             storage.size_of(key)
+
+
+def test_outages_are_named_so_the_image_can_say_why(
+    storage: Storage, sessions: sessionmaker[Session], settings: Settings, unused_port: int
+) -> None:
+    """A retryable ApplicationError typed storage_unavailable, not a bare boto error."""
+    dead_s3 = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{unused_port}"})
+    activities = ImageActivities(Storage.from_settings(dead_s3), sessions, dead_s3)
+    image_id = new_image(storage, sessions, jpeg_bytes(64, 48))
+    with pytest.raises(ApplicationError) as error:
+        ActivityEnvironment().run(activities.prepare, prepare_input(image_id))
+    assert error.value.type == "storage_unavailable"
+    assert not error.value.non_retryable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 DONE_WITHIN_SECONDS = 60
+EVENTUALLY_SECONDS = 10
 
 
 async def upload(client: httpx.AsyncClient, project_id: int, name: str, data: bytes) -> str:
@@ -40,3 +42,16 @@ async def download(url: str) -> tuple[Image.Image, httpx.Headers]:
     image = Image.open(io.BytesIO(response.content))
     image.load()
     return image, response.headers
+
+
+async def eventually(check: Callable[[], None]) -> None:
+    """Retry an assertion: some cleanup happens just after the state it follows."""
+    deadline = time.monotonic() + EVENTUALLY_SECONDS
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from core.settings import Settings
 from core.storage import ObjectMissingError, Storage
 from tests.api.conftest import serve
 from tests.e2e.conftest import Product
-from tests.e2e.helpers import download, wait_until_final
+from tests.e2e.helpers import download, eventually, wait_until_final
 from tests.factories import jpeg_bytes
 
 
@@ -84,7 +85,7 @@ async def test_an_uploaded_file_that_is_not_an_image_is_refused(
         )
         image = await wait_until_final(client, link["image_id"])
     assert (image["state"], image["error"]["code"]) == ("error", "unsupported_format")
-    assert_gone(storage, f"originals/{link['image_id']}")
+    await eventually(lambda: assert_gone(storage, f"originals/{link['image_id']}"))
 
 
 @pytest.fixture
@@ -126,6 +127,6 @@ async def test_an_expired_link_leaves_nothing_behind(
 
     for link, image in zip((never_uploaded, never_confirmed), images, strict=True):
         assert (image["state"], image["error"]["code"]) == ("error", "upload_expired")
-        assert_gone(storage, f"originals/{link['image_id']}")
+        await eventually(functools.partial(assert_gone, storage, f"originals/{link['image_id']}"))
         late = await short_links.post(f"/images/{link['image_id']}/uploaded")
         assert (late.status_code, late.json()["error"]["code"]) == (409, "upload_expired")

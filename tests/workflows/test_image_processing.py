@@ -14,10 +14,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from core.contracts import (
+    DISCARD_ACTIVITY,
     FAIL_ACTIVITY,
     FINISH_ACTIVITY,
     PREPARE_ACTIVITY,
     RESIZE_ACTIVITY,
+    DiscardInput,
     ErrorCode,
     FailureInput,
     FinishInput,
@@ -41,6 +43,7 @@ class FakeActivities:
         self.resized: list[ResizeInput] = []
         self.finished: list[FinishInput] = []
         self.failed: list[FailureInput] = []
+        self.discarded: list[str] = []
 
     def all(self) -> list[Callable[..., Any]]:
         @activity.defn(name=PREPARE_ACTIVITY)
@@ -62,10 +65,15 @@ class FakeActivities:
             self.finished.append(request)
 
         @activity.defn(name=FAIL_ACTIVITY)
-        def fail(request: FailureInput) -> None:
+        def fail(request: FailureInput) -> DiscardInput:
             self.failed.append(request)
+            return DiscardInput([request.working_key])
 
-        return [prepare, resize, finish, fail]
+        @activity.defn(name=DISCARD_ACTIVITY)
+        def discard(request: DiscardInput) -> None:
+            self.discarded.extend(request.keys)
+
+        return [prepare, resize, finish, fail, discard]
 
 
 @dataclass
