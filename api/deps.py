@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
+from api.errors import BadRequestError
 from api.resources import Resources
 from core.settings import Settings
 from core.storage import Storage
@@ -43,3 +44,26 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def get_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Repeat a request safely: the same key (per project) answers the "
+            "same image, with one workflow and one set of objects.",
+        ),
+    ] = None,
+) -> str | None:
+    if idempotency_key is None:
+        return None
+    if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
+        raise BadRequestError(
+            "Idempotency-Key must be 1 to 255 printable characters",
+            code="invalid_idempotency_key",
+        )
+    return idempotency_key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(get_idempotency_key)]

@@ -20,7 +20,7 @@ from api.errors import (
 )
 from api.multipart import StreamingForm
 from api.registry import sanitize_filename, source_key_for
-from core.contracts import ErrorCode, ImageProcessingInput, ImageState
+from core.contracts import ErrorCode, ImageState
 from core.inspection import (
     HEADER_BYTES,
     ImageInfo,
@@ -50,6 +50,7 @@ class ReceivedUpload:
     filename: str | None
     info: ImageInfo
     bytes: int
+    sha256: str
 
 
 class _HeaderSniffer:
@@ -109,6 +110,7 @@ async def receive_upload(request: Request, storage: Storage, settings: Settings)
         sanitize_filename(form.filename),
         info,
         writer.bytes_written,
+        writer.sha256,
     )
 
 
@@ -169,7 +171,7 @@ def _abort_quietly(writer: StreamingWriter) -> None:
         logger.exception("could not remove rejected upload %s", writer.key)
 
 
-def image_row(upload: ReceivedUpload) -> Image:
+def image_row(upload: ReceivedUpload, idempotency_key: str | None) -> Image:
     return Image(
         id=upload.image_id,
         project_id=upload.project_id,
@@ -180,13 +182,6 @@ def image_row(upload: ReceivedUpload) -> Image:
         width=upload.info.width,
         height=upload.info.height,
         bytes=upload.bytes,
-    )
-
-
-def workflow_input(upload: ReceivedUpload, settings: Settings) -> ImageProcessingInput:
-    return ImageProcessingInput(
-        str(upload.image_id),
-        upload.project_id,
-        upload.source_key,
-        max_attempts=settings.activity_max_attempts,
+        idempotency_key=idempotency_key,
+        request_fingerprint=upload.sha256 if idempotency_key else None,
     )

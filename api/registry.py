@@ -6,12 +6,21 @@ import logging
 import unicodedata
 import uuid
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.errors import ServiceUnavailableError
+from api.errors import ConflictError, ServiceUnavailableError
 from core.contracts import WORKFLOW_NAME, ImageProcessingInput, ImageState, workflow_id_for
 from core.events import publish, state_event
 from core.models import Image
@@ -37,31 +46,84 @@ def sanitize_filename(filename: str | None) -> str | None:
     return name[:255] or None
 
 
-def insert_image(sessions: sessionmaker[Session], image: Image) -> None:
-    """Insert the row and announce its first state, in one transaction."""
-    with sessions.begin() as session:
-        session.add(image)
-        publish(session, state_event(image.id, image.project_id, ImageState(image.state)))
+def register_image(sessions: sessionmaker[Session], image: Image) -> Image:
+    """Insert the row and announce its first state, in one transaction.
+
+    With an idempotency key already used in the project, nothing is inserted and the
+    earlier request's row is answered instead; the unique constraint settles races.
+    """
+    try:
+        with sessions.begin() as session:
+            session.add(image)
+            publish(session, state_event(image.id, image.project_id, ImageState(image.state)))
+        return image
+    except IntegrityError:
+        if image.idempotency_key is None:
+            raise
+    with sessions() as session:
+        earlier = session.scalar(
+            select(Image).where(
+                Image.project_id == image.project_id,
+                Image.idempotency_key == image.idempotency_key,
+            )
+        )
+    if earlier is None:  # the earlier request was undone meanwhile
+        raise ConflictError("a request with this key is being undone; retry", code="retry")
+    return earlier
+
+
+def check_replay(earlier: Image, fingerprint: str | None) -> None:
+    """A key may only be replayed with the same request."""
+    if earlier.request_fingerprint != fingerprint:
+        raise ConflictError(
+            f"this Idempotency-Key was used for another request (image {earlier.id})",
+            code="idempotency_key_reused",
+        )
+
+
+def processing_input(image: Image, settings: Settings) -> ImageProcessingInput:
+    awaiting = image.state == ImageState.INIT
+    return ImageProcessingInput(
+        str(image.id),
+        image.project_id,
+        image.source_key,
+        awaiting_upload=awaiting,
+        upload_timeout_seconds=upload_timeout_seconds(settings) if awaiting else 0.0,
+        max_attempts=settings.activity_max_attempts,
+    )
+
+
+def upload_timeout_seconds(settings: Settings) -> float:
+    return float(settings.upload_link_expiry_seconds + settings.upload_confirm_grace_seconds)
 
 
 def forget_image(
     sessions: sessionmaker[Session], storage: Storage, image_id: uuid.UUID, source_key: str
 ) -> None:
     """Undo a registration whose workflow could not be started. Never raises."""
+    # Each step on its own: with Postgres down, the object must still go (and vice versa).
+    try:
+        storage.delete(source_key)
+    except Exception:
+        logger.exception("could not remove the original of undone image %s", image_id)
     try:
         with sessions.begin() as session:
             image = session.get(Image, image_id)
             if image is not None:
                 session.delete(image)
-        storage.delete(source_key)
     except Exception:
-        logger.exception("could not undo image %s", image_id)
+        logger.exception("could not remove the row of undone image %s", image_id)
 
 
 async def start_image_workflow(
     client: Client, settings: Settings, request: ImageProcessingInput
 ) -> str:
-    """Start `image-<id>`, findable by its ProjectId search attribute."""
+    """Start `image-<id>`, findable by its ProjectId search attribute.
+
+    Idempotent: an image has exactly one workflow id. A start while it runs joins it
+    (USE_EXISTING); once it has closed, the id is never reused (REJECT_DUPLICATE), since
+    operators retry a closed image with `temporal workflow reset`, which keeps its id.
+    """
     workflow_id = workflow_id_for(request.image_id)
     try:
         await client.start_workflow(
@@ -69,10 +131,14 @@ async def start_image_workflow(
             request,
             id=workflow_id,
             task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(PROJECT_ID_ATTRIBUTE, str(request.project_id))]
             ),
         )
+    except WorkflowAlreadyStartedError:
+        pass  # it ran before: this request is a replay
     except RPCError as error:
         raise ServiceUnavailableError("the workflow service is unavailable") from error
     return workflow_id

@@ -9,6 +9,7 @@ decides the image's state, and the answer says whether the upload was accepted.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import mimetypes
 import uuid
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ConflictError, ServiceUnavailableError, error_for_code
 from api.registry import (
+    check_replay,
     forget_image,
-    insert_image,
+    processing_input,
+    register_image,
     sanitize_filename,
     source_key_for,
     start_image_workflow,
@@ -32,7 +35,6 @@ from core.contracts import (
     CONFIRM_UPLOAD_UPDATE,
     ConfirmUploadInput,
     ErrorCode,
-    ImageProcessingInput,
     ImageState,
     UploadConfirmation,
     workflow_id_for,
@@ -57,37 +59,52 @@ def _content_type_for(filename: str) -> str:
     return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
 
 
-async def create_upload_link(resources: Resources, filename: str, project_id: int) -> UploadLink:
-    settings, storage = resources.settings, resources.storage
+async def create_upload_link(
+    resources: Resources, filename: str, project_id: int, idempotency_key: str | None
+) -> UploadLink:
+    """Register an `init` image with its waiting workflow, and sign a POST for its key."""
+    settings = resources.settings
     image_id = uuid.uuid4()
-    source_key = source_key_for(image_id)
-    expiry = settings.upload_link_expiry_seconds
-    url, params = storage.presign_post(
-        source_key, settings.max_upload_bytes, expiry, _content_type_for(filename)
-    )
+    fingerprint = hashlib.sha256(f"link\n{filename}".encode()).hexdigest()
     row = Image(
         id=image_id,
         project_id=project_id,
         state=ImageState.INIT.value,
-        source_key=source_key,
+        source_key=source_key_for(image_id),
         original_filename=sanitize_filename(filename),
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint if idempotency_key else None,
     )
-    await run_in_threadpool(insert_image, resources.sessions, row)
-    request = ImageProcessingInput(
-        str(image_id),
-        project_id,
-        source_key,
-        awaiting_upload=True,
-        upload_timeout_seconds=expiry + settings.upload_confirm_grace_seconds,
-        max_attempts=settings.activity_max_attempts,
-    )
+    image = await run_in_threadpool(register_image, resources.sessions, row)
+    if image.id != image_id:
+        check_replay(image, fingerprint)
+        if image.state != ImageState.INIT:
+            raise ConflictError(
+                f"image {image.id} of this key has been uploaded already", code="already_uploaded"
+            )
     try:
-        workflow_id = await start_image_workflow(resources.temporal, settings, request)
+        workflow_id = await start_image_workflow(
+            resources.temporal, settings, processing_input(image, settings)
+        )
     except BaseException:
-        await run_in_threadpool(forget_image, resources.sessions, storage, image_id, source_key)
+        if image.id == image_id:
+            await run_in_threadpool(
+                forget_image, resources.sessions, resources.storage, image_id, image.source_key
+            )
         raise
-    expires_at = datetime.now(UTC) + timedelta(seconds=expiry)
-    return UploadLink(image_id, workflow_id, url, params, expires_at)
+    return _sign(resources, image, workflow_id, filename)
+
+
+def _sign(resources: Resources, image: Image, workflow_id: str, filename: str) -> UploadLink:
+    """A replayed request gets a fresh signature that still ends when the first one does."""
+    settings = resources.settings
+    created = image.created_at if image.created_at else datetime.now(UTC)
+    expires_at = created + timedelta(seconds=settings.upload_link_expiry_seconds)
+    remaining = max(1, int((expires_at - datetime.now(UTC)).total_seconds()))
+    url, params = resources.storage.presign_post(
+        image.source_key, settings.max_upload_bytes, remaining, _content_type_for(filename)
+    )
+    return UploadLink(image.id, workflow_id, url, params, expires_at)
 
 
 async def confirm_upload(resources: Resources, image: Image) -> ImageState:

@@ -47,6 +47,10 @@ class Image(Base):
     __table_args__ = (
         CheckConstraint(f"state IN ({STATE_VALUES})", name="state"),
         Index("ix_images_project_id_created_at", "project_id", "created_at"),
+        # Postgres treats NULLs as distinct, so only keyed uploads are constrained.
+        UniqueConstraint(
+            "project_id", "idempotency_key", name="uq_images_project_id_idempotency_key"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -60,6 +64,10 @@ class Image(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # What the keyed request carried (sha256 of the file, or of the link request), so a
+    # key reused for something else is refused instead of answered with the wrong image.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -6,6 +6,7 @@ sign the host: rewriting the host of a signed URL afterwards breaks the signatur
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ from botocore.exceptions import ClientError
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from datetime import datetime
+
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
@@ -141,6 +145,48 @@ class Storage:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def list_pages(self, prefix: str, page_size: int) -> Iterator[list[tuple[str, datetime]]]:
+        """Every object under `prefix` as `(key, last_modified)`, one page at a time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+        )
+        for page in pages:
+            yield [(item["Key"], item["LastModified"]) for item in page.get("Contents", [])]
+
+    def delete_many(self, keys: Sequence[str]) -> list[str]:
+        """Delete keys with `delete_objects`, 1000 per call; answer the keys S3 refused."""
+        refused: list[str] = []
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            response = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+            refused.extend(error.get("Key", "") for error in response.get("Errors", []))
+        return refused
+
+    def list_multipart_upload_pages(
+        self, page_size: int
+    ) -> Iterator[list[tuple[str, str, datetime]]]:
+        """Every unfinished multipart upload as `(key, upload_id, initiated)`, by page."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        pages = paginator.paginate(Bucket=self.bucket, PaginationConfig={"PageSize": page_size})
+        for page in pages:
+            yield [
+                (upload["Key"], upload["UploadId"], upload["Initiated"])
+                for upload in page.get("Uploads", [])
+            ]
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False when it had already ended."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code", "") == "NoSuchUpload":
+                return False
+            raise
+        return True
+
     def presign_get(self, key: str) -> str:
         return self._presign_client.generate_presigned_url(
             "get_object",
@@ -173,13 +219,20 @@ class StreamingWriter:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[CompletedPartTypeDef] = []
+        self._digest = hashlib.sha256()
         self.bytes_written = 0
 
     def append(self, chunk: bytes) -> bool:
         """Buffer a chunk; True when a full part is ready for `flush_part`."""
         self._buffer.extend(chunk)
+        self._digest.update(chunk)
         self.bytes_written += len(chunk)
         return len(self._buffer) >= PART_SIZE
+
+    @property
+    def sha256(self) -> str:
+        """The hex digest of everything appended so far."""
+        return self._digest.hexdigest()
 
     def flush_part(self) -> None:
         client, bucket = self._storage.client, self._storage.bucket

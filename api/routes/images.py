@@ -10,12 +10,18 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.dependency_errors import dependency_errors
-from api.deps import ResourcesDep
+from api.deps import IdempotencyKeyDep, ResourcesDep
 from api.errors import NotFoundError
-from api.ingress import image_row, receive_upload, workflow_input
+from api.ingress import ReceivedUpload, image_row, receive_upload
 from api.progress import RUNNING_STATES, live_progress
 from api.queries import get_image
-from api.registry import forget_image, insert_image, start_image_workflow
+from api.registry import (
+    check_replay,
+    forget_image,
+    processing_input,
+    register_image,
+    start_image_workflow,
+)
 from api.resources import Resources
 from api.schemas import ErrorPublic, ImageAccepted, ImageLinkCreate, ImagePublic, ImageUploadLink
 from api.upload_links import confirm_upload, create_upload_link
@@ -68,7 +74,9 @@ def _accepted(
     responses=_errors(400, 413, 415, 422, 503),
     openapi_extra=_UPLOAD_BODY,
 )
-async def create_image_upload(request: Request, resources: ResourcesDep) -> ImageAccepted:
+async def create_image_upload(
+    request: Request, resources: ResourcesDep, idempotency_key: IdempotencyKeyDep
+) -> ImageAccepted:
     """Upload a photo (multipart `project_id` + `file`) and start its processing.
 
     The body is streamed to object storage, never held whole in memory. The answer comes
@@ -78,17 +86,44 @@ async def create_image_upload(request: Request, resources: ResourcesDep) -> Imag
         upload = await receive_upload(request, resources.storage, resources.settings)
     try:
         with dependency_errors():
-            await run_in_threadpool(insert_image, resources.sessions, image_row(upload))
-            await start_image_workflow(
-                resources.temporal, resources.settings, workflow_input(upload, resources.settings)
+            image = await run_in_threadpool(
+                register_image, resources.sessions, image_row(upload, idempotency_key)
             )
     except BaseException:
+        await run_in_threadpool(_discard_quietly, resources, upload.source_key)
+        raise
+    if image.id != upload.image_id:
+        return await _replay(request, resources, image, upload)
+    try:
+        await start_image_workflow(
+            resources.temporal, resources.settings, processing_input(image, resources.settings)
+        )
+    except BaseException:
         await run_in_threadpool(
-            forget_image, resources.sessions, resources.storage, upload.image_id, upload.source_key
+            forget_image, resources.sessions, resources.storage, image.id, image.source_key
         )
         raise
-    logger.info("accepted image %s for project %s", upload.image_id, upload.project_id)
-    return _accepted(request, upload.image_id, upload.project_id, ImageState.UPLOADED)
+    logger.info("accepted image %s for project %s", image.id, image.project_id)
+    return _accepted(request, image.id, image.project_id, ImageState.UPLOADED)
+
+
+async def _replay(
+    request: Request, resources: Resources, earlier: Image, upload: ReceivedUpload
+) -> ImageAccepted:
+    """The key was used before: drop this copy, and answer (and finish starting) the first."""
+    await run_in_threadpool(_discard_quietly, resources, upload.source_key)
+    check_replay(earlier, upload.sha256)
+    await start_image_workflow(
+        resources.temporal, resources.settings, processing_input(earlier, resources.settings)
+    )
+    return _accepted(request, earlier.id, earlier.project_id, ImageState(earlier.state))
+
+
+def _discard_quietly(resources: Resources, key: str) -> None:
+    try:
+        resources.storage.delete(key)
+    except Exception:
+        logger.exception("could not remove unused upload %s", key)
 
 
 @router.post(
@@ -98,7 +133,10 @@ async def create_image_upload(request: Request, resources: ResourcesDep) -> Imag
     responses=_errors(422, 503),
 )
 async def create_image_link(
-    body: ImageLinkCreate, request: Request, resources: ResourcesDep
+    body: ImageLinkCreate,
+    request: Request,
+    resources: ResourcesDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> ImageUploadLink:
     """Get a presigned S3 POST for one file; confirm with `confirm_url` once uploaded.
 
@@ -106,7 +144,7 @@ async def create_image_link(
     The link accepts up to `max_bytes` and an `image/*` Content-Type, until `expires_at`.
     """
     with dependency_errors():
-        link = await create_upload_link(resources, body.filename, body.project_id)
+        link = await create_upload_link(resources, body.filename, body.project_id, idempotency_key)
     return ImageUploadLink(
         image_id=link.image_id,
         project_id=body.project_id,
