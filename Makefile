@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install browser run test lint fmt typecheck check bench clean
+.PHONY: install browser run test test-faults lint fmt typecheck check bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Kill workers, stop S3, Postgres and Temporal mid-batch; check nothing is lost or doubled.
+test-faults: install
+	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,7 +43,7 @@ fmt: install
 typecheck: install
 	$(BIN)/mypy .
 
-check: lint typecheck test
+check: lint typecheck test test-faults
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

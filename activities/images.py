@@ -122,8 +122,9 @@ class ImageActivities:
     @activity.defn(name=FINISH_ACTIVITY)
     @classify_errors
     def finish(self, request: FinishInput) -> None:
-        self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE)
+        """Drop the working copy, then say `done`: once done, nothing temporary is left."""
         self._storage.delete(request.working_key)
+        self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE)
 
     @activity.defn(name=FAIL_ACTIVITY)
     @classify_errors

@@ -30,7 +30,7 @@ async def live_progress(
                 result_type=ProcessingStatus,
                 rpc_timeout=timedelta(seconds=timeout_seconds),
             )
-    except (RPCError, WorkflowQueryFailedError, TimeoutError) as error:
+    except (RPCError, RuntimeError, WorkflowQueryFailedError, TimeoutError) as error:
         logger.debug("no live progress for %s: %r", image_id, error)
         return None
     return ProgressPublic(

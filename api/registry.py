@@ -139,6 +139,7 @@ async def start_image_workflow(
         )
     except WorkflowAlreadyStartedError:
         pass  # it ran before: this request is a replay
-    except RPCError as error:
+    except (RPCError, RuntimeError) as error:
+        # The lazily connected client raises RuntimeError while it cannot reach Temporal.
         raise ServiceUnavailableError("the workflow service is unavailable") from error
     return workflow_id

@@ -149,5 +149,7 @@ async def _execute_confirmation(client: Client, image_id: uuid.UUID) -> UploadCo
                 "the upload link has expired", code=ErrorCode.UPLOAD_EXPIRED
             ) from error
         raise ServiceUnavailableError("the upload could not be confirmed now") from error
+    except RuntimeError as error:  # the lazy client cannot reach Temporal
+        raise ServiceUnavailableError("the upload could not be confirmed now") from error
     except TimeoutError as error:
         raise ServiceUnavailableError("the upload check is taking too long") from error

@@ -1,0 +1,194 @@
+"""Record the workflow histories that `tests/workflows/test_replay.py` replays.
+
+Run from the repository root, after an intended change to `ImageProcessingWorkflow`:
+
+    .venv/bin/python -m tests.record_histories
+
+It starts its own Postgres, Temporal and S3 in a temporary directory (never the ones from
+`make run` or the shell), migrates, runs an in-process worker and the in-process API, and
+drives real images through the three paths a workflow can take:
+
+- `direct_upload`: `POST /upload_image`, processed to `done`;
+- `upload_link`: `POST /images/`, a presigned POST to S3, the confirmation, then `done`;
+- `invalid_image`: a truncated JPEG the API accepts and the worker fails with `invalid_image`.
+
+Each closed workflow's history is written to `tests/histories/<name>.json`, overwriting the
+file of the same name. See docs/workflow-changes.md for when to keep old histories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+
+from alembic import command
+from core.contracts import ErrorCode, ImageState
+from core.db import make_engine, make_sessionmaker
+from core.logging import configure_logging
+from core.settings import Settings
+from core.temporal import connect_temporal
+from devstack.stack import LocalStack
+from tests.api.conftest import serve
+from tests.conftest import REPO_ROOT, alembic_config
+from tests.factories import jpeg_bytes
+from worker import build_activities, build_worker
+
+logger = logging.getLogger("record_histories")
+
+HISTORIES_DIR = REPO_ROOT / "tests" / "histories"
+PROJECT_ID = 1
+FINAL_WITHIN_SECONDS = 120
+POLL_SECONDS = 0.2
+
+# A scenario drives one image through the API and answers its workflow id.
+Scenario = Callable[[httpx.AsyncClient], Awaitable[str]]
+
+
+class RecordingError(RuntimeError):
+    """A scenario did not end the way its history is meant to show."""
+
+
+async def wait_until_final(api: httpx.AsyncClient, image_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + FINAL_WITHIN_SECONDS
+    while time.monotonic() < deadline:
+        response = await api.get(f"/images/{image_id}")
+        response.raise_for_status()
+        image: dict[str, Any] = response.json()
+        if image["state"] in (ImageState.DONE, ImageState.ERROR):
+            return image
+        await asyncio.sleep(POLL_SECONDS)
+    raise RecordingError(f"image {image_id} not final within {FINAL_WITHIN_SECONDS}s")
+
+
+def expect(image: dict[str, Any], state: ImageState, code: str | None = None) -> None:
+    error = image.get("error") or {}
+    if image["state"] != state or error.get("code") != code:
+        raise RecordingError(f"expected {state} ({code}), got {image}")
+
+
+async def upload(api: httpx.AsyncClient, name: str, data: bytes) -> dict[str, Any]:
+    response = await api.post(
+        "/upload_image", data={"project_id": str(PROJECT_ID)}, files={"file": (name, data)}
+    )
+    if response.status_code != 202:
+        raise RecordingError(f"upload answered {response.status_code}: {response.text}")
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+async def direct_upload(api: httpx.AsyncClient) -> str:
+    accepted = await upload(api, "photo.jpg", jpeg_bytes(800, 600))
+    expect(await wait_until_final(api, accepted["image_id"]), ImageState.DONE)
+    workflow_id: str = accepted["workflow_id"]
+    return workflow_id
+
+
+async def upload_link(api: httpx.AsyncClient) -> str:
+    response = await api.post("/images/", json={"filename": "photo.jpg", "project_id": PROJECT_ID})
+    if response.status_code != 201:
+        raise RecordingError(f"link answered {response.status_code}: {response.text}")
+    link: dict[str, Any] = response.json()
+    # Straight to S3, as a browser form would: the signed fields, then the file.
+    async with httpx.AsyncClient(timeout=30) as s3:
+        stored = await s3.post(
+            link["upload_link"],
+            data=link["params"],
+            files={"file": ("photo.jpg", jpeg_bytes(800, 600), "image/jpeg")},
+        )
+    if not stored.is_success:
+        raise RecordingError(f"S3 answered {stored.status_code}: {stored.text}")
+    confirmed = await api.post(link["confirm_url"])
+    if confirmed.status_code != 202:
+        raise RecordingError(f"confirmation answered {confirmed.status_code}: {confirmed.text}")
+    expect(await wait_until_final(api, link["image_id"]), ImageState.DONE)
+    workflow_id: str = link["workflow_id"]
+    return workflow_id
+
+
+async def invalid_image(api: httpx.AsyncClient) -> str:
+    # The header is intact, so the API accepts it; only the worker's full decode fails.
+    data = jpeg_bytes(1200, 900)
+    accepted = await upload(api, "truncated.jpg", data[: len(data) // 3])
+    image = await wait_until_final(api, accepted["image_id"])
+    expect(image, ImageState.ERROR, ErrorCode.INVALID_IMAGE)
+    workflow_id: str = accepted["workflow_id"]
+    return workflow_id
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "direct_upload": direct_upload,
+    "upload_link": upload_link,
+    "invalid_image": invalid_image,
+}
+
+
+async def closed_history(client: Client, workflow_id: str) -> WorkflowHistory:
+    """Wait for the workflow to close, then fetch its whole history.
+
+    The image's final state is written by an activity, before the workflow's last
+    events, so the API answering `done` or `error` is not yet the end of the history.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        logger.info("%s failed, as it should", workflow_id)
+    return await handle.fetch_history()
+
+
+async def record_all(settings: Settings) -> dict[str, WorkflowHistory]:
+    """Run the worker and the API in this process and drive every scenario to its end."""
+    client = await connect_temporal(settings)
+    engine = make_engine(settings)
+    try:
+        activities = build_activities(settings, make_sessionmaker(engine))
+        workers = settings.worker_max_concurrent_activities
+        with ThreadPoolExecutor(max_workers=workers) as executor:
+            async with build_worker(client, settings, activities, executor), serve(settings) as api:
+                workflow_ids = {name: await scenario(api) for name, scenario in SCENARIOS.items()}
+                return {
+                    name: await closed_history(client, workflow_id)
+                    for name, workflow_id in workflow_ids.items()
+                }
+    finally:
+        engine.dispose()
+
+
+def save(histories: dict[str, WorkflowHistory], output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    for name, history in histories.items():
+        path = output / f"{name}.json"
+        path.write_text(history.to_json() + "\n")
+        logger.info("wrote %s (%d events)", path.relative_to(REPO_ROOT), len(history.events))
+
+
+def main() -> None:
+    configure_logging("INFO")
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="imgproc-record-") as base,
+        LocalStack(Path(base), database="imgproc_record", environ={}) as stack,
+    ):
+        stack.ensure_bucket()
+        values = {key.lower(): value for key, value in stack.env().items()}
+        settings = Settings.model_validate(
+            values | {"temporal_task_queue": f"record-{uuid.uuid4()}"}
+        )
+        command.upgrade(alembic_config(settings.database_url), "head")
+        histories = asyncio.run(record_all(settings))
+    save(histories, HISTORIES_DIR)
+    logger.info("recorded %d histories in %.1f s", len(SCENARIOS), time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()
