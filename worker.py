@@ -3,6 +3,7 @@
 Each process has one Temporal client, one S3 client and one database pool, and runs the
 synchronous activities on a thread pool sized to its activity concurrency. On SIGTERM or
 SIGINT it stops polling and lets in-flight activities finish within the grace period.
+At start it creates the `staging-cleanup` Temporal Schedule, or refreshes it to its settings.
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
 from activities.uploads import UploadActivities
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
+from core.schedules import ensure_cleanup_schedule
 from core.settings import Settings, get_settings
 from core.storage import Storage
 from core.temporal import connect_temporal
+from workflows.cleanup import CleanupStagingWorkflow
 from workflows.image_processing import ImageProcessingWorkflow
 
 logger = logging.getLogger("worker")
@@ -39,6 +44,7 @@ def build_activities(
     return [
         *ImageActivities(storage, sessions, settings).all(),
         *UploadActivities(storage, sessions, settings).all(),
+        *CleanupActivities(storage, sessions, settings).all(),
     ]
 
 
@@ -51,7 +57,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[ImageProcessingWorkflow],
+        workflows=[ImageProcessingWorkflow, CleanupStagingWorkflow],
         activities=activities,
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
@@ -59,8 +65,17 @@ def build_worker(
     )
 
 
+async def keep_schedules(client: Client, settings: Settings) -> None:
+    """Create or refresh the cleanup schedule; on failure, log it and process images anyway."""
+    try:
+        await ensure_cleanup_schedule(client, settings)
+    except RPCError:
+        logger.exception("could not create or update the staging-cleanup schedule")
+
+
 async def run_worker(settings: Settings) -> None:
     client = await connect_temporal(settings)
+    await keep_schedules(client, settings)
     engine = make_engine(settings)
     activities = build_activities(settings, make_sessionmaker(engine))
     stop = asyncio.Event()

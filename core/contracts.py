@@ -194,3 +194,49 @@ class ProcessingStatus:
     versions_done: list[str] = field(default_factory=list)
     versions_total: int = 0
     error_code: str | None = None
+
+
+# --- Staging cleanup ----------------------------------------------------------------------
+# A Temporal Schedule (`CLEANUP_SCHEDULE_ID`) starts `CleanupStagingWorkflow` periodically;
+# it removes staging objects that never became (or no longer belong to) an image.
+
+CLEANUP_WORKFLOW_NAME = "CleanupStagingWorkflow"
+CLEANUP_SCHEDULE_ID = "staging-cleanup"
+SWEEP_ORIGINALS_ACTIVITY = "sweep_orphan_originals"
+SWEEP_WORKING_COPIES_ACTIVITY = "sweep_stale_working_copies"
+ABORT_UPLOADS_ACTIVITY = "abort_stale_multipart_uploads"
+
+# The key spaces swept; they match `api.registry.source_key_for` and `working_key_for`.
+ORIGINALS_PREFIX = "originals/"
+WORKING_PREFIX = "work/"
+# Keys listed, looked up and deleted per batch; S3's own maximum per list and delete call.
+CLEANUP_BATCH_SIZE = 1000
+
+
+@dataclass
+class CleanupInput:
+    """Only objects (and multipart uploads) older than this are touched."""
+
+    older_than_seconds: int
+    batch_size: int = CLEANUP_BATCH_SIZE
+
+
+@dataclass
+class SweepInput:
+    older_than_seconds: int
+    batch_size: int = CLEANUP_BATCH_SIZE
+
+
+@dataclass
+class SweepResult:
+    removed: int = 0
+    # Objects S3 refused to delete; the next run tries them again.
+    failed: int = 0
+
+
+@dataclass
+class CleanupResult:
+    orphan_originals_deleted: int = 0
+    stale_working_copies_deleted: int = 0
+    multipart_uploads_aborted: int = 0
+    failed: int = 0

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     status_query_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 1.0
     log_level: str = "INFO"
 
+    # Staging cleanup (the `staging-cleanup` Temporal Schedule, created by the workers)
+    cleanup_interval_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
+    # Only staging objects older than this are removed. It must exceed the longest direct
+    # upload plus the API's insert after it: S3 may date a multipart object by when its
+    # upload began, and the row is written only once the upload is complete. A day matches
+    # the usual "abort incomplete multipart uploads after 1 day" lifecycle rule.
+    cleanup_orphan_age_seconds: Annotated[int, Field(ge=3600)] = 24 * 3600
+
     @field_validator("database_url")
     @classmethod
     def _require_psycopg_driver(cls, value: str) -> str:

@@ -1,0 +1,165 @@
+"""Staging cleanup: remove what never became an image, or outlived its image's processing.
+
+Each sweep lists one key space page by page, and a page is a batch: the image ids in it
+are looked up with one query, the doomed keys go in one `delete_objects` call, and the
+activity heartbeats. Only objects older than the threshold are considered (by their S3
+`LastModified`), so uploads and processing still in flight are never touched.
+
+- `originals/<id>` with no image row: a direct upload whose row was never inserted (the
+  API died between the upload and the insert, or its undo failed). Upload-link originals
+  have their row before the object exists, so they are never orphans.
+- `work/<id>/working.tiff` whose image is `done`, `error` or gone: a working copy the
+  workflow could not delete.
+- Multipart uploads never completed nor aborted, anywhere in the bucket.
+
+Keys that do not have exactly these shapes are left alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from activities.errors import classify_errors
+from core.contracts import (
+    ABORT_UPLOADS_ACTIVITY,
+    ORIGINALS_PREFIX,
+    SWEEP_ORIGINALS_ACTIVITY,
+    SWEEP_WORKING_COPIES_ACTIVITY,
+    WORKING_PREFIX,
+    ImageState,
+    SweepInput,
+    SweepResult,
+    working_key_for,
+)
+from core.models import Image
+from core.settings import Settings
+from core.storage import Storage
+
+FINISHED_STATES = frozenset({ImageState.DONE.value, ImageState.ERROR.value})
+
+# (key, image id) pairs of one batch -> the keys to delete.
+Candidates = list[tuple[str, uuid.UUID]]
+
+
+class CleanupActivities:
+    def __init__(
+        self, storage: Storage, sessions: sessionmaker[Session], settings: Settings
+    ) -> None:
+        # `settings` is taken like every activity class's; the threshold comes with each
+        # request, so that the schedule that starts the workflow decides it.
+        self._storage = storage
+        self._sessions = sessions
+        self._settings = settings
+
+    def all(self) -> Sequence[Callable[..., Any]]:
+        return [self.sweep_originals, self.sweep_working_copies, self.abort_uploads]
+
+    @activity.defn(name=SWEEP_ORIGINALS_ACTIVITY)
+    @classify_errors
+    def sweep_originals(self, request: SweepInput) -> SweepResult:
+        """Delete old originals that have no image row."""
+        result = self._sweep(ORIGINALS_PREFIX, _original_id, self._orphans, request)
+        activity.logger.info(
+            "deleted %d orphan originals (%d refused)", result.removed, result.failed
+        )
+        return result
+
+    @activity.defn(name=SWEEP_WORKING_COPIES_ACTIVITY)
+    @classify_errors
+    def sweep_working_copies(self, request: SweepInput) -> SweepResult:
+        """Delete old working copies of images that are `done`, `error` or gone."""
+        result = self._sweep(WORKING_PREFIX, _working_id, self._stale, request)
+        activity.logger.info(
+            "deleted %d stale working copies (%d refused)", result.removed, result.failed
+        )
+        return result
+
+    @activity.defn(name=ABORT_UPLOADS_ACTIVITY)
+    @classify_errors
+    def abort_uploads(self, request: SweepInput) -> SweepResult:
+        """Abort multipart uploads initiated before the threshold."""
+        cutoff = _cutoff(request)
+        result = SweepResult()
+        for page in self._storage.list_multipart_upload_pages(request.batch_size):
+            for key, upload_id, initiated in page:
+                if initiated < cutoff and self._storage.abort_multipart_upload(key, upload_id):
+                    result.removed += 1
+                # One call per upload, so a page may take long: beat for each (the SDK
+                # throttles heartbeats, so this costs nothing).
+                activity.heartbeat(result.removed)
+        activity.logger.info("aborted %d stale multipart uploads", result.removed)
+        return result
+
+    def _sweep(
+        self,
+        prefix: str,
+        image_id_of: Callable[[str], uuid.UUID | None],
+        choose: Callable[[Candidates], list[str]],
+        request: SweepInput,
+    ) -> SweepResult:
+        cutoff = _cutoff(request)
+        result = SweepResult()
+        for page in self._storage.list_pages(prefix, request.batch_size):
+            candidates = [
+                (key, image_id)
+                for key, modified in page
+                if modified < cutoff and (image_id := image_id_of(key)) is not None
+            ]
+            doomed = choose(candidates) if candidates else []
+            refused = self._storage.delete_many(doomed) if doomed else []
+            for key in refused:
+                activity.logger.warning("S3 refused to delete %s", key)
+            result.removed += len(doomed) - len(refused)
+            result.failed += len(refused)
+            activity.heartbeat(result.removed)
+        return result
+
+    def _orphans(self, candidates: Candidates) -> list[str]:
+        states = self._states({image_id for _, image_id in candidates})
+        return [key for key, image_id in candidates if image_id not in states]
+
+    def _stale(self, candidates: Candidates) -> list[str]:
+        states = self._states({image_id for _, image_id in candidates})
+        return [
+            key
+            for key, image_id in candidates
+            if image_id not in states or states[image_id] in FINISHED_STATES
+        ]
+
+    def _states(self, image_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The state of each image that has a row: one query for the whole batch."""
+        with self._sessions() as session:
+            rows = session.execute(select(Image.id, Image.state).where(Image.id.in_(image_ids)))
+            return {image_id: state for image_id, state in rows}
+
+
+def _cutoff(request: SweepInput) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=request.older_than_seconds)
+
+
+def _original_id(key: str) -> uuid.UUID | None:
+    """`originals/<id>` -> id."""
+    return _canonical_uuid(key.removeprefix(ORIGINALS_PREFIX))
+
+
+def _working_id(key: str) -> uuid.UUID | None:
+    """`work/<id>/working.tiff` -> id."""
+    image_id = _canonical_uuid(key.removeprefix(WORKING_PREFIX).split("/", 1)[0])
+    if image_id is None or key != working_key_for(str(image_id)):
+        return None
+    return image_id
+
+
+def _canonical_uuid(text: str) -> uuid.UUID | None:
+    try:
+        value = uuid.UUID(text)
+    except ValueError:
+        return None
+    return value if str(value) == text else None

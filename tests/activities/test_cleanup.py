@@ -1,0 +1,150 @@
+"""The staging sweeps in `ActivityEnvironment`, against the real S3 and Postgres.
+
+Each test sweeps a bucket of its own, so it sees only the objects it made. S3 dates
+objects itself, so "old" means made a few seconds before a sweep with a small threshold.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.testing import ActivityEnvironment
+
+from activities.cleanup import CleanupActivities
+from api.registry import source_key_for
+from core.contracts import (
+    ORIGINALS_PREFIX,
+    WORKING_PREFIX,
+    ImageState,
+    SweepInput,
+    SweepResult,
+    working_key_for,
+)
+from core.models import Image
+from core.settings import Settings
+from core.storage import Storage
+
+PROJECT_ID = 47
+
+
+@contextmanager
+def own_bucket(storage: Storage) -> Iterator[Storage]:
+    """A fresh bucket on the suite's S3, emptied and removed afterwards."""
+    name = f"cleanup-{uuid.uuid4().hex[:16]}"
+    storage.client.create_bucket(Bucket=name)
+    scoped = Storage(storage.client, storage.client, name, 3600)
+    try:
+        yield scoped
+    finally:
+        for page in scoped.list_multipart_upload_pages(1000):
+            for key, upload_id, _ in page:
+                scoped.abort_multipart_upload(key, upload_id)
+        for objects in scoped.list_pages("", 1000):
+            scoped.delete_many([key for key, _ in objects])
+        storage.client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def bucket(storage: Storage) -> Iterator[Storage]:
+    with own_bucket(storage) as scoped:
+        yield scoped
+
+
+def put(storage: Storage, key: str) -> str:
+    storage.put_bytes(key, b"staging", "application/octet-stream", "private")
+    return key
+
+
+def add_image(sessions: sessionmaker[Session], image_id: uuid.UUID, state: ImageState) -> None:
+    with sessions.begin() as session:
+        session.add(
+            Image(
+                id=image_id,
+                project_id=PROJECT_ID,
+                state=state.value,
+                source_key=source_key_for(image_id),
+            )
+        )
+
+
+def working_copy(storage: Storage, image_id: uuid.UUID) -> str:
+    return put(storage, working_key_for(str(image_id)))
+
+
+def keys_in(storage: Storage) -> set[str]:
+    return {key for page in storage.list_pages("", 1000) for key, _ in page}
+
+
+def uploads_in(storage: Storage) -> set[str]:
+    return {key for page in storage.list_multipart_upload_pages(1000) for key, _, _ in page}
+
+
+def start_upload(storage: Storage, key: str) -> str:
+    storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key)
+    return key
+
+
+def run_sweeps(activities: CleanupActivities, request: SweepInput) -> list[SweepResult]:
+    env = ActivityEnvironment()
+    heartbeats: list[object] = []
+    env.on_heartbeat = lambda *details: heartbeats.append(details)
+    results = [
+        env.run(activities.sweep_originals, request),
+        env.run(activities.sweep_working_copies, request),
+        env.run(activities.abort_uploads, request),
+    ]
+    assert len(heartbeats) >= len(results), "each sweep heartbeats after every page"
+    return results
+
+
+def test_key_spaces_match_the_keys_the_service_writes() -> None:
+    image_id = uuid.uuid4()
+    assert source_key_for(image_id).startswith(ORIGINALS_PREFIX)
+    assert working_key_for(str(image_id)).startswith(WORKING_PREFIX)
+
+
+def test_sweeps_remove_exactly_the_old_leftovers(
+    bucket: Storage, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    activities = CleanupActivities(bucket, sessions, settings)
+    ids = {name: uuid.uuid4() for name in ("uploaded", "done", "error", "processing", "gone")}
+    for name in ("uploaded", "done", "error", "processing"):
+        add_image(sessions, ids[name], ImageState(name))
+    # Three orphans, so that pages of two make the sweep page.
+    orphans = {put(bucket, source_key_for(uuid.uuid4())) for _ in range(3)}
+    kept = {
+        put(bucket, source_key_for(ids["uploaded"])),
+        put(bucket, source_key_for(ids["done"])),
+        working_copy(bucket, ids["processing"]),
+        put(bucket, f"{ORIGINALS_PREFIX}not-an-image-id"),
+        put(bucket, f"{WORKING_PREFIX}{uuid.uuid4()}/other.tiff"),
+        put(bucket, f"{PROJECT_ID}/{uuid.uuid4()}/thumb.jpg"),
+    }
+    stale = {working_copy(bucket, ids[name]) for name in ("done", "error", "gone")}
+    stale_upload = start_upload(bucket, source_key_for(uuid.uuid4()))
+    time.sleep(3)
+    fresh = put(bucket, source_key_for(uuid.uuid4()))
+    fresh_upload = start_upload(bucket, source_key_for(uuid.uuid4()))
+    everything = orphans | kept | stale | {fresh}
+    assert len(list(bucket.list_pages(ORIGINALS_PREFIX, 2))) == 4, "7 originals, pages of 2"
+
+    # Nothing is a day old: a large threshold touches nothing.
+    nothing = run_sweeps(activities, SweepInput(older_than_seconds=3600, batch_size=2))
+    assert nothing == [SweepResult(), SweepResult(), SweepResult()]
+    assert keys_in(bucket) == everything
+    assert uploads_in(bucket) == {stale_upload, fresh_upload}
+
+    # Older than 2 s: what was made before the pause, and only the leftovers among it.
+    swept = run_sweeps(activities, SweepInput(older_than_seconds=2, batch_size=2))
+    assert swept == [SweepResult(removed=3), SweepResult(removed=3), SweepResult(removed=1)]
+    assert keys_in(bucket) == kept | {fresh}
+    assert uploads_in(bucket) == {fresh_upload}
+
+    # Sweeping again is harmless.
+    again = run_sweeps(activities, SweepInput(older_than_seconds=2, batch_size=2))
+    assert again == [SweepResult(), SweepResult(), SweepResult()]
