@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install browser run test test-faults lint fmt typecheck check bench clean
+.PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -51,3 +51,7 @@ clean:
 ## CPU cost of the resize pipeline against bare-Pillow baselines measured in the same run.
 bench: install
 	$(BIN)/python -m bench.compute
+
+## One quick pass of the benchmark, so it cannot rot (CI runs it).
+bench-smoke: install
+	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json

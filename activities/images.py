@@ -36,16 +36,8 @@ from core.contracts import (
     ResizeResult,
     version_key_for,
 )
-from core.imaging import (
-    decode_normalized,
-    decode_working_copy,
-    encode_derivative,
-    encode_working_copy,
-    has_alpha,
-    resize_to_size,
-)
+from core.imaging import make_working_copy, render_version
 from core.inspection import ImagingError, limits_from
-from core.presets import largest_box
 from core.settings import Settings
 from core.storage import DERIVATIVE_CACHE_CONTROL, ObjectMissingError, Storage
 
@@ -69,26 +61,22 @@ class ImageActivities:
         image_id = uuid.UUID(request.image_id)
         self._records.set_state(image_id, ImageState.PROCESSING)
         with _scratch_dir() as scratch:
-            source_path = scratch / "source"
+            source_path, working_path = scratch / "source", scratch / "working.tiff"
             self._download(request.source_key, source_path)
             activity.heartbeat("downloaded")
-            with source_path.open("rb") as source, _as_application_error():
-                decoded = decode_normalized(source, largest_box(), self._limits)
+            with _as_application_error():
+                copy = make_working_copy(source_path, working_path, self._limits)
             activity.heartbeat("decoded")
-            working_path = scratch / "working.tiff"
-            with working_path.open("wb") as working:
-                encode_working_copy(decoded.image, working)
             self._storage.upload_file(request.working_key, working_path, "image/tiff", "private")
-        self._records.set_source_details(
-            image_id, decoded.format, decoded.source_width, decoded.source_height
-        )
-        activity.logger.info("prepared %s (%s)", request.image_id, decoded.format)
+        source = copy.source
+        self._records.set_source_details(image_id, source.format, source.width, source.height)
+        activity.logger.info("prepared %s (%s)", request.image_id, source.format)
         return PreparedImage(
             working_key=request.working_key,
-            width=decoded.source_width,
-            height=decoded.source_height,
-            format=decoded.format,
-            has_alpha=has_alpha(decoded.image),
+            width=source.width,
+            height=source.height,
+            format=source.format,
+            has_alpha=copy.has_alpha,
         )
 
     @activity.defn(name=RESIZE_ACTIVITY)
@@ -99,22 +87,22 @@ class ImageActivities:
             working_path = scratch / "working.tiff"
             self._download(request.working_key, working_path)
             activity.heartbeat("downloaded")
-            with working_path.open("rb") as working:
-                image = decode_working_copy(working)
-        resized = resize_to_size(image, (request.width, request.height))
-        encoded = encode_derivative(resized, self._settings.jpeg_quality)
+            with _as_application_error():
+                rendered = render_version(
+                    working_path, (request.width, request.height), self._settings.jpeg_quality
+                )
         activity.heartbeat("encoded")
         key = version_key_for(
-            request.project_id, request.image_id, request.version, encoded.extension
+            request.project_id, request.image_id, request.version, rendered.extension
         )
-        self._storage.put_bytes(key, encoded.data, encoded.content_type, DERIVATIVE_CACHE_CONTROL)
+        self._storage.put_bytes(key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL)
         result = ResizeResult(
             version=request.version,
             key=key,
-            width=resized.width,
-            height=resized.height,
-            bytes=len(encoded.data),
-            content_type=encoded.content_type,
+            width=rendered.width,
+            height=rendered.height,
+            bytes=len(rendered.data),
+            content_type=rendered.content_type,
         )
         self._records.upsert_version(uuid.UUID(request.image_id), request.project_id, result)
         return result

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import resource
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from PIL import Image
 
-from core.imaging import (
-    decode_normalized,
-    decode_working_copy,
-    encode_derivative,
-    encode_working_copy,
-    resize_to_size,
-)
+from core.imaging import make_working_copy, render_version
 from core.inspection import Limits
 from core.presets import PRESETS, fit_within, largest_box
 from tests.factories import jpeg_bytes
@@ -42,7 +39,7 @@ def naive_per_size(data: bytes) -> None:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             size = fit_within(image.width, image.height, preset.box)
-            encode_derivative(image.resize(size, Image.Resampling.LANCZOS), QUALITY)
+            image.resize(size, Image.Resampling.LANCZOS).save(io.BytesIO(), "JPEG", quality=QUALITY)
 
 
 def draft_cascade(data: bytes) -> None:
@@ -54,18 +51,18 @@ def draft_cascade(data: bytes) -> None:
     for preset in sorted(PRESETS, key=lambda p: -p.width * p.height):
         size = fit_within(*source, preset.box)
         current = current.resize(size, Image.Resampling.LANCZOS)
-        encode_derivative(current, QUALITY)
+        current.save(io.BytesIO(), "JPEG", quality=QUALITY)
 
 
 def project_pipeline(data: bytes) -> None:
-    """What the prepare activity and the four resize activities do, minus the network."""
-    decoded = decode_normalized(io.BytesIO(data), largest_box(), LIMITS)
-    working = io.BytesIO()
-    encode_working_copy(decoded.image, working)
-    for preset in PRESETS:
-        image = decode_working_copy(io.BytesIO(working.getvalue()))
-        size = fit_within(decoded.source_width, decoded.source_height, preset.box)
-        encode_derivative(resize_to_size(image, size), QUALITY)
+    """Everything the prepare activity and the four resize activities do, minus the network."""
+    with tempfile.TemporaryDirectory() as scratch:
+        source, working = Path(scratch) / "source", Path(scratch) / "working.tiff"
+        source.write_bytes(data)
+        copy = make_working_copy(source, working, LIMITS)
+        for preset in PRESETS:
+            size = fit_within(copy.source.width, copy.source.height, preset.box)
+            render_version(working, size, QUALITY)
 
 
 def cpu_seconds(task: Callable[[bytes], None], data: bytes, repeats: int) -> float:
@@ -77,30 +74,62 @@ def cpu_seconds(task: Callable[[bytes], None], data: bytes, repeats: int) -> flo
     return statistics.median(samples)
 
 
-def run(repeats: int) -> None:
-    tasks = {
-        "one full decode": full_decode,
-        "naive: decode per size": naive_per_size,
-        "pillow draft + LANCZOS cascade": draft_cascade,
-        "project pipeline": project_pipeline,
-    }
-    for label, (width, height) in {"24 MP JPEG": (6000, 4000), "12 MP JPEG": (4000, 3000)}.items():
+TASKS: dict[str, Callable[[bytes], None]] = {
+    "one full decode": full_decode,
+    "naive: decode per size": naive_per_size,
+    "pillow draft + LANCZOS cascade": draft_cascade,
+    "project pipeline": project_pipeline,
+}
+INPUTS = {"24 MP JPEG": (6000, 4000), "12 MP JPEG": (4000, 3000)}
+
+
+def measure(repeats: int) -> dict[str, dict[str, float]]:
+    """CPU milliseconds of every task on every input, all in this one run."""
+    results: dict[str, dict[str, float]] = {}
+    for label, (width, height) in INPUTS.items():
         data = jpeg_bytes(width, height)
-        decode = cpu_seconds(full_decode, data, repeats)
-        logger.info("%s (%d bytes)", label, len(data))
-        for name, task in tasks.items():
-            seconds = cpu_seconds(task, data, repeats)
-            logger.info("  %-32s %7.1f ms  %5.2fx decode", name, seconds * 1000, seconds / decode)
+        results[label] = {
+            name: cpu_seconds(task, data, repeats) * 1000 for name, task in TASKS.items()
+        }
+    return results
+
+
+def report(results: dict[str, dict[str, float]]) -> dict[str, object]:
+    for label, row in results.items():
+        decode, cascade = row["one full decode"], row["pillow draft + LANCZOS cascade"]
+        logger.info("%s", label)
+        for name, ms in row.items():
+            logger.info(
+                "  %-32s %7.1f ms  %5.2fx decode  %5.2fx cascade",
+                name,
+                ms,
+                ms / decode,
+                ms / cascade,
+            )
+    big, mid = results["24 MP JPEG"], results["12 MP JPEG"]
+    targets = {
+        "24 MP pipeline / full decode (target <= 2.0)": big["project pipeline"]
+        / big["one full decode"],
+        "12 MP pipeline / Pillow cascade (target <= 0.5)": mid["project pipeline"]
+        / mid["pillow draft + LANCZOS cascade"],
+    }
+    for name, ratio in targets.items():
+        logger.info("%-50s %.2f", name, ratio)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     logger.info("peak RSS %.0f MB", peak_mb)
+    return {"cpu_ms": results, "ratios": targets, "peak_rss_mb": peak_mb}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run(args.repeats)
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
+    summary = report(measure(args.repeats))
+    args.output.write_text(json.dumps({"compute": summary}, indent=2) + "\n")
+    logger.info("wrote %s", args.output)
 
 
 if __name__ == "__main__":

@@ -10,3 +10,5 @@ def configure_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
     )
+    # libvips reports every operation at INFO.
+    logging.getLogger("pyvips").setLevel(logging.WARNING)

@@ -1,127 +1,110 @@
+"""The pipeline on files: working copy, rendered sizes, modes, metadata and quality."""
+
 from __future__ import annotations
 
 import io
+import math
+from pathlib import Path
 
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageChops, ImageFile, ImageStat
 
-from core.imaging import (
-    decode_normalized,
-    decode_working_copy,
-    encode_derivative,
-    encode_working_copy,
-    normalize_mode,
-    resize_to_size,
-)
-from core.inspection import (
-    ImageTooLargeError,
-    InvalidImageError,
-    Limits,
-    UnsupportedFormatError,
-    identify,
-)
-from tests.factories import encoded, jpeg_bytes, photo, png_with_alpha_bytes
+from core.imaging import inspect_source, make_working_copy, render_version
+from core.inspection import InvalidImageError, Limits
+from core.presets import PRESETS, fit_within
+from tests.factories import jpeg_bytes, photo, png_with_alpha_bytes
+from tests.hostile import GREY_QUADRANTS, quadrants, save
 
 LIMITS = Limits(max_pixels=50_000_000, max_side=16384)
+MIN_PSNR_DB = 40.0
 
 
-def test_identify_reads_the_header_only() -> None:
-    data = jpeg_bytes(1200, 800)
-    info = identify(data[:4096], LIMITS)
-    assert (info.format, info.width, info.height) == ("JPEG", 1200, 800)
+def write(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "source"
+    path.write_bytes(data)
+    return path
+
+
+def render_all(tmp_path: Path, data: bytes) -> dict[str, ImageFile.ImageFile]:
+    copy = make_working_copy(write(tmp_path, data), tmp_path / "working.tiff", LIMITS)
+    out = {}
+    for preset in PRESETS:
+        size = fit_within(copy.source.width, copy.source.height, preset.box)
+        rendered = render_version(tmp_path / "working.tiff", size, 85)
+        out[preset.name] = Image.open(io.BytesIO(rendered.data))
+    return out
+
+
+def test_exif_orientation_gives_upright_sizes(tmp_path: Path) -> None:
+    path = write(tmp_path, jpeg_bytes(400, 300, orientation=6))
+    assert inspect_source(path, LIMITS).width == 300
+    copy = make_working_copy(path, tmp_path / "working.tiff", LIMITS)
+    assert (copy.width, copy.height) == (300, 400)
+
+
+def test_a_large_jpeg_is_fitted_to_the_largest_box(tmp_path: Path) -> None:
+    copy = make_working_copy(write(tmp_path, jpeg_bytes(6000, 4000)), tmp_path / "w.tiff", LIMITS)
+    assert (copy.source.width, copy.source.height) == (6000, 4000)
+    assert (copy.width, copy.height) == (2500, 1667)
+
+
+def test_transparency_is_kept_as_png(tmp_path: Path) -> None:
+    sizes = render_all(tmp_path, png_with_alpha_bytes(300, 200))
+    assert {image.format for image in sizes.values()} == {"PNG"}
+    assert sizes["thumb"].mode == "RGBA"
 
 
 @pytest.mark.parametrize(
-    "payload",
+    ("image", "expected_mode"),
     [
-        b"<svg xmlns='http://www.w3.org/2000/svg'></svg>",
-        b"%PDF-1.4\n%...",
-        b"%!PS-Adobe-3.0 EPSF-3.0",
-        b"plain text, not an image",
+        (quadrants(64, 48).convert("CMYK"), "RGB"),
+        (quadrants(64, 48, (0, 1, 1, 0), "1"), "L"),
+        (quadrants(64, 48, tuple(g * 257 for g in GREY_QUADRANTS), "I;16"), "L"),
+        (quadrants(64, 48).convert("P"), "RGB"),
+        (quadrants(64, 48, ((9, 255), (99, 255), (199, 255), (250, 255)), "LA"), "L"),
     ],
 )
-def test_formats_outside_the_allowlist_are_refused(payload: bytes) -> None:
-    with pytest.raises(UnsupportedFormatError):
-        identify(payload, LIMITS)
+def test_every_mode_becomes_8_bit(tmp_path: Path, image: Image.Image, expected_mode: str) -> None:
+    image_format = "JPEG" if image.mode == "CMYK" else "PNG"
+    sizes = render_all(tmp_path, save(image, image_format))
+    assert sizes["thumb"].mode == expected_mode
 
 
-@pytest.mark.parametrize("image_format", ["TIFF", "BMP"])
-def test_decodable_but_disallowed_formats_are_refused(image_format: str) -> None:
-    with pytest.raises(UnsupportedFormatError):
-        identify(encoded(photo(32, 32), image_format), LIMITS)
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path: Path) -> None:
+    grey = quadrants(64, 48, tuple(g * 257 for g in GREY_QUADRANTS), "I;16")
+    thumb = render_all(tmp_path, save(grey, "PNG"))["thumb"]
+    assert abs(int(thumb.getpixel((16, 12))) - GREY_QUADRANTS[0]) <= 4  # type: ignore[arg-type]
 
 
-def test_limits_are_checked_before_decoding() -> None:
-    data = jpeg_bytes(400, 300)
-    with pytest.raises(ImageTooLargeError):
-        identify(data, Limits(max_pixels=100_000, max_side=16384))
-    with pytest.raises(ImageTooLargeError):
-        identify(data, Limits(max_pixels=50_000_000, max_side=399))
+def test_derivatives_carry_no_metadata(tmp_path: Path) -> None:
+    source = jpeg_bytes(800, 600, orientation=1, comment=b"secret comment")
+    for image in render_all(tmp_path, source).values():
+        assert not image.getexif()
+        assert not {"comment", "exif", "icc_profile", "xmp"} & set(image.info)
 
 
-def test_truncated_pixel_data_is_invalid() -> None:
+def test_truncated_pixel_data_is_invalid(tmp_path: Path) -> None:
     data = jpeg_bytes(800, 600)
     with pytest.raises(InvalidImageError):
-        decode_normalized(io.BytesIO(data[: len(data) // 2]), (2500, 2500), LIMITS)
+        make_working_copy(write(tmp_path, data[: len(data) // 2]), tmp_path / "w.tiff", LIMITS)
     assert not ImageFile.LOAD_TRUNCATED_IMAGES  # half-grey images are never accepted
 
 
-def test_decode_applies_exif_orientation() -> None:
-    decoded = decode_normalized(
-        io.BytesIO(jpeg_bytes(400, 300, orientation=6)), (2500, 2500), LIMITS
-    )
-    assert (decoded.source_width, decoded.source_height) == (300, 400)
-    assert decoded.image.size == (300, 400)
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    difference = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
+    mse = sum(v * v for v in ImageStat.Stat(difference).rms) / 3
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
-def test_decode_fits_large_jpeg_to_the_box_with_draft() -> None:
-    decoded = decode_normalized(io.BytesIO(jpeg_bytes(6000, 4000)), (2500, 2500), LIMITS)
-    assert decoded.image.size == (2500, 1667)
-    assert (decoded.source_width, decoded.source_height) == (6000, 4000)
-
-
-def test_png_alpha_is_kept_and_becomes_png() -> None:
-    decoded = decode_normalized(io.BytesIO(png_with_alpha_bytes(300, 200)), (2500, 2500), LIMITS)
-    assert decoded.image.mode == "RGBA"
-    assert encode_derivative(decoded.image, 85).content_type == "image/png"
-
-
-@pytest.mark.parametrize(
-    ("mode", "expected"),
-    [("CMYK", "RGB"), ("1", "L"), ("LA", "RGB"), ("P", "RGB"), ("I;16", "L"), ("L", "L")],
-)
-def test_every_mode_is_normalized(mode: str, expected: str) -> None:
-    # Opaque alpha (as in a converted LA image) is dropped: it would only cost a PNG.
-    assert normalize_mode(photo(16, 16).convert(mode)).mode == expected
-
-
-def test_real_transparency_keeps_alpha() -> None:
-    grey_alpha = Image.new("LA", (8, 8), (100, 0))
-    assert normalize_mode(grey_alpha).mode == "RGBA"
-    palette = photo(16, 16).convert("P")
-    palette.info["transparency"] = palette.getpixel((0, 0))
-    assert normalize_mode(palette).mode == "RGBA"
-
-
-def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
-    grey = Image.new("I;16", (4, 4), 32768)
-    assert normalize_mode(grey).getpixel((0, 0)) == 128
-
-
-def test_derivatives_carry_no_metadata() -> None:
-    source = jpeg_bytes(800, 600, orientation=1, comment=b"secret comment")
-    decoded = decode_normalized(io.BytesIO(source), (2500, 2500), LIMITS)
-    result = encode_derivative(resize_to_size(decoded.image, (150, 112)), 85)
-    with Image.open(io.BytesIO(result.data)) as output:
-        assert output.size == (150, 112)
-        assert not output.getexif()
-        assert "comment" not in output.info
-        assert "exif" not in output.info
-
-
-def test_working_copy_round_trips_losslessly() -> None:
-    image = photo(64, 48)
-    buffer = io.BytesIO()
-    encode_working_copy(image, buffer)
-    buffer.seek(0)
-    assert decode_working_copy(buffer).tobytes() == image.tobytes()
+@pytest.mark.parametrize("size", [(6000, 4000), (4000, 3000)])
+def test_quality_matches_a_single_lanczos_resize_of_the_full_decode(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """Speed is never bought with visible loss: >= 40 dB PSNR against the reference."""
+    source = photo(*size)
+    data = save(source, "JPEG", quality=95)
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    for name, derivative in render_all(tmp_path, data).items():
+        reference = full.resize(derivative.size, Image.Resampling.LANCZOS)
+        reference = Image.open(io.BytesIO(save(reference, "JPEG", quality=85)))
+        assert psnr(derivative, reference) >= MIN_PSNR_DB, name

@@ -90,23 +90,27 @@ async def test_an_uploaded_file_that_is_not_an_image_is_refused(
 
 @pytest.fixture
 async def short_links(settings: Settings, product: Product) -> AsyncIterator[httpx.AsyncClient]:
-    """An API whose links expire after two seconds; the product's workers do the rest."""
+    """An API whose links expire after three seconds; the product's workers do the rest."""
     brief = settings.model_copy(
-        update={
-            "upload_link_expiry_seconds": 2,
-            "upload_confirm_grace_seconds": 0,
-            "max_upload_bytes": 10_000,
-        }
+        update={"upload_link_expiry_seconds": 3, "upload_confirm_grace_seconds": 0}
     )
     async with serve(brief) as client:
         yield client
 
 
+@pytest.fixture
+async def small_links(settings: Settings, product: Product) -> AsyncIterator[httpx.AsyncClient]:
+    """An API whose links accept at most 10 kB."""
+    async with serve(settings.model_copy(update={"max_upload_bytes": 10_000})) as client:
+        yield client
+
+
 async def test_a_file_over_the_size_condition_is_refused_by_storage(
-    short_links: httpx.AsyncClient, storage: Storage
+    small_links: httpx.AsyncClient, storage: Storage
 ) -> None:
-    link = await create_link(short_links, 1, "huge.jpg")
-    refused = await post_to_storage(link, jpeg_bytes(1600, 1200))
+    huge = jpeg_bytes(1600, 1200)
+    link = await create_link(small_links, 1, "huge.jpg")
+    refused = await post_to_storage(link, huge)
     assert refused.status_code == 400
     assert "EntityTooLarge" in refused.text
     assert_gone(storage, f"originals/{link['image_id']}")
@@ -115,9 +119,10 @@ async def test_a_file_over_the_size_condition_is_refused_by_storage(
 async def test_an_expired_link_leaves_nothing_behind(
     short_links: httpx.AsyncClient, storage: Storage
 ) -> None:
+    small = jpeg_bytes(64, 48)
     never_uploaded = await create_link(short_links, 1, "a.jpg")
     never_confirmed = await create_link(short_links, 1, "b.jpg")
-    stored = await post_to_storage(never_confirmed, jpeg_bytes(64, 48))
+    stored = await post_to_storage(never_confirmed, small)
     assert stored.status_code in (200, 201, 204)
 
     images = [

@@ -1,0 +1,94 @@
+"""The resize engine: libvips (pyvips) for decode, resample and encode.
+
+Pillow still decides what a file is and whether it is within limits (`core.inspection`);
+libvips does the pixel work, measured here at well under half the CPU of a Pillow
+draft + LANCZOS cascade. Decoding shrinks on load (JPEG DCT scaling, WebP/AVIF scaled
+decode), rotates by EXIF orientation, and converts any ICC profile, CMYK, 16-bit or
+palette image to 8-bit sRGB (or grey).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyvips
+
+from core.inspection import InvalidImageError
+
+# Fails on any decoder error: a truncated or corrupt image is refused, never half-grey.
+FAIL_ON = "error"
+_GREY = {"b-w", "grey16"}
+
+
+def decode_fitted(path: Path, size: tuple[int, int]) -> pyvips.Image:
+    """The upright source, fitted to exactly `size`, in 8-bit sRGB/grey (+ alpha if any)."""
+    try:
+        if _is_unprofiled_cmyk(path):
+            return _naive_cmyk(path, size)
+        image = pyvips.Image.thumbnail(
+            str(path), size[0], height=size[1], size="force", fail_on=FAIL_ON
+        )
+        # Decode now, in this call: errors surface here, and the pixels can be read twice.
+        return _normalized(image.copy_memory())
+    except pyvips.Error as error:
+        raise InvalidImageError(f"corrupt image data: {_first_line(error)}") from error
+
+
+def _is_unprofiled_cmyk(path: Path) -> bool:
+    header = pyvips.Image.new_from_file(str(path), access="sequential")
+    return bool(header.interpretation == "cmyk" and header.get_typeof("icc-profile-data") == 0)
+
+
+def _naive_cmyk(path: Path, size: tuple[int, int]) -> pyvips.Image:
+    """CMYK without a profile, converted the way browsers show it, not through a print profile.
+
+    A print profile turns such files (often made by naive RGB to CMYK conversion) visibly
+    darker; with an embedded profile, `thumbnail` colour-manages properly instead.
+    """
+    image = pyvips.Image.new_from_file(str(path), fail_on=FAIL_ON).autorot()
+    ink, black = image[0:3], image[3]
+    rgb = ((255 - ink) * (255 - black) / 255).cast("uchar").copy(interpretation="srgb")
+    return rgb.thumbnail_image(size[0], height=size[1], size="force").copy_memory()
+
+
+def _normalized(image: pyvips.Image) -> pyvips.Image:
+    target = "b-w" if image.interpretation in _GREY else "srgb"
+    if image.interpretation != target or image.format != "uchar":
+        image = image.colourspace(target)
+    if image.hasalpha() and image[image.bands - 1].min() >= 255:
+        image = image[: image.bands - 1]  # an alpha that hides nothing only costs a PNG
+    return image
+
+
+def has_alpha(image: pyvips.Image) -> bool:
+    return bool(image.hasalpha())
+
+
+def resize_exact(image: pyvips.Image, size: tuple[int, int]) -> pyvips.Image:
+    """Shrink to exactly `size` (LANCZOS3); never enlarge."""
+    if (image.width, image.height) == size:
+        return image
+    width, height = min(size[0], image.width), min(size[1], image.height)
+    return image.thumbnail_image(width, height=height, size="force")
+
+
+def save_working_copy(image: pyvips.Image, path: Path) -> None:
+    """Uncompressed TIFF: lossless, and fast to write and read back."""
+    image.tiffsave(str(path), compression="none", keep="none")
+
+
+def load_working_copy(path: Path) -> pyvips.Image:
+    return pyvips.Image.new_from_file(str(path), access="sequential", fail_on=FAIL_ON)
+
+
+def encode(image: pyvips.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
+    """(data, content type, extension): PNG with transparency, else JPEG; no metadata."""
+    if image.hasalpha():
+        return image.pngsave_buffer(compression=6, keep="none"), "image/png", "png"
+    # No optimize_coding: measured at 64 against 24 ms for a 2500 px encode, for ~5% bytes.
+    data = image.jpegsave_buffer(Q=jpeg_quality, keep="none")
+    return data, "image/jpeg", "jpg"
+
+
+def _first_line(error: pyvips.Error) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else "unknown error"
