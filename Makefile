@@ -51,6 +51,8 @@ clean:
 ## CPU cost of the resize pipeline against bare-Pillow baselines measured in the same run.
 bench: install
 	$(BIN)/python -m bench.compute
+	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.ingress
 
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install

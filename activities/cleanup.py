@@ -8,7 +8,7 @@ activity heartbeats. Only objects older than the threshold are considered (by th
 - `originals/<id>` with no image row: a direct upload whose row was never inserted (the
   API died between the upload and the insert, or its undo failed). Upload-link originals
   have their row before the object exists, so they are never orphans.
-- `work/<id>/working.tiff` whose image is `done`, `error` or gone: a working copy the
+- `work/<id>/working` whose image is `done`, `error` or gone: a working copy the
   workflow could not delete.
 - Multipart uploads never completed nor aborted, anywhere in the bucket.
 
@@ -150,7 +150,7 @@ def _original_id(key: str) -> uuid.UUID | None:
 
 
 def _working_id(key: str) -> uuid.UUID | None:
-    """`work/<id>/working.tiff` -> id."""
+    """`work/<id>/working` -> id."""
     image_id = _canonical_uuid(key.removeprefix(WORKING_PREFIX).split("/", 1)[0])
     if image_id is None or key != working_key_for(str(image_id)):
         return None

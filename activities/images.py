@@ -61,13 +61,15 @@ class ImageActivities:
         image_id = uuid.UUID(request.image_id)
         self._records.set_state(image_id, ImageState.PROCESSING)
         with _scratch_dir() as scratch:
-            source_path, working_path = scratch / "source", scratch / "working.tiff"
+            source_path, working_path = scratch / "source", scratch / "working"
             self._download(request.source_key, source_path)
             activity.heartbeat("downloaded")
             with _as_application_error():
                 copy = make_working_copy(source_path, working_path, self._limits)
             activity.heartbeat("decoded")
-            self._storage.upload_file(request.working_key, working_path, "image/tiff", "private")
+            self._storage.upload_file(
+                request.working_key, working_path, "application/octet-stream", "private"
+            )
         source = copy.source
         self._records.set_source_details(image_id, source.format, source.width, source.height)
         activity.logger.info("prepared %s (%s)", request.image_id, source.format)
@@ -84,7 +86,7 @@ class ImageActivities:
     def resize(self, request: ResizeInput) -> ResizeResult:
         """Make one size from the working copy; rerunning it overwrites the same key and row."""
         with _scratch_dir() as scratch:
-            working_path = scratch / "working.tiff"
+            working_path = scratch / "working"
             self._download(request.working_key, working_path)
             activity.heartbeat("downloaded")
             with _as_application_error():

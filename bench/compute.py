@@ -57,7 +57,7 @@ def draft_cascade(data: bytes) -> None:
 def project_pipeline(data: bytes) -> None:
     """Everything the prepare activity and the four resize activities do, minus the network."""
     with tempfile.TemporaryDirectory() as scratch:
-        source, working = Path(scratch) / "source", Path(scratch) / "working.tiff"
+        source, working = Path(scratch) / "source", Path(scratch) / "working"
         source.write_bytes(data)
         copy = make_working_copy(source, working, LIMITS)
         for preset in PRESETS:

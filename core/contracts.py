@@ -75,7 +75,7 @@ def workflow_id_for(image_id: str) -> str:
 
 
 def working_key_for(image_id: str) -> str:
-    return f"work/{image_id}/working.tiff"
+    return f"work/{image_id}/working"
 
 
 def version_key_for(project_id: int, image_id: str, version: str, extension: str) -> str:

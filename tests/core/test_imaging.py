@@ -26,11 +26,11 @@ def write(tmp_path: Path, data: bytes) -> Path:
 
 
 def render_all(tmp_path: Path, data: bytes) -> dict[str, ImageFile.ImageFile]:
-    copy = make_working_copy(write(tmp_path, data), tmp_path / "working.tiff", LIMITS)
+    copy = make_working_copy(write(tmp_path, data), tmp_path / "working", LIMITS)
     out = {}
     for preset in PRESETS:
         size = fit_within(copy.source.width, copy.source.height, preset.box)
-        rendered = render_version(tmp_path / "working.tiff", size, 85)
+        rendered = render_version(tmp_path / "working", size, 85)
         out[preset.name] = Image.open(io.BytesIO(rendered.data))
     return out
 
@@ -38,7 +38,7 @@ def render_all(tmp_path: Path, data: bytes) -> dict[str, ImageFile.ImageFile]:
 def test_exif_orientation_gives_upright_sizes(tmp_path: Path) -> None:
     path = write(tmp_path, jpeg_bytes(400, 300, orientation=6))
     assert inspect_source(path, LIMITS).width == 300
-    copy = make_working_copy(path, tmp_path / "working.tiff", LIMITS)
+    copy = make_working_copy(path, tmp_path / "working", LIMITS)
     assert (copy.width, copy.height) == (300, 400)
 
 
