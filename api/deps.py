@@ -7,11 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
-from temporalio.client import Client
 
 from api.errors import BadRequestError
 from api.resources import Resources
-from core.settings import Settings
 from core.storage import Storage
 
 
@@ -23,10 +21,6 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings_dep(resources: ResourcesDep) -> Settings:
-    return resources.settings
-
-
 def get_session(resources: ResourcesDep) -> Iterator[Session]:
     with resources.sessions() as session:
         yield session
@@ -36,14 +30,8 @@ def get_storage(resources: ResourcesDep) -> Storage:
     return resources.storage
 
 
-def get_temporal(resources: ResourcesDep) -> Client:
-    return resources.temporal
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-TemporalDep = Annotated[Client, Depends(get_temporal)]
 
 
 def get_idempotency_key(

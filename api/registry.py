@@ -102,10 +102,7 @@ def forget_image(
 ) -> None:
     """Undo a registration whose workflow could not be started. Never raises."""
     # Each step on its own: with Postgres down, the object must still go (and vice versa).
-    try:
-        storage.delete(source_key)
-    except Exception:
-        logger.exception("could not remove the original of undone image %s", image_id)
+    discard_object(storage, source_key)
     try:
         with sessions.begin() as session:
             image = session.get(Image, image_id)
@@ -113,6 +110,14 @@ def forget_image(
                 session.delete(image)
     except Exception:
         logger.exception("could not remove the row of undone image %s", image_id)
+
+
+def discard_object(storage: Storage, key: str) -> None:
+    """Remove an object nothing refers to. Never raises: the staging cleanup is the backstop."""
+    try:
+        storage.delete(key)
+    except Exception:
+        logger.exception("could not remove unused object %s", key)
 
 
 async def start_image_workflow(

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,15 +24,14 @@ from typing import Any
 import httpx
 
 from devstack.ports import LOOPBACK, free_port
-from devstack.processes import ManagedProcess, StartupError, spawn, stop_all, wait_until
-from devstack.run import AppCommands
+from devstack.processes import ManagedProcess, spawn, stop_all, wait_until
+from devstack.run import AppCommands, api_is_healthy, run_migrations
 from devstack.stack import LocalStack
 
 logger = logging.getLogger("bench.common")
 
 RESULTS_PATH = Path("bench/results.json")
 READY_SECONDS = 60.0
-MIGRATE_SECONDS = 300.0
 API_GRACE_SECONDS = 10.0
 WORKER_GRACE_SECONDS = 15.0
 
@@ -86,7 +84,7 @@ def running_product(workers: int, keep_logs: Path | None = None) -> Iterator[Pro
         stack.ensure_bucket()
         env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
         commands = AppCommands()
-        _migrate(commands, env, stack.logs_dir / "migrate.log")
+        run_migrations(commands, env, stack.logs_dir / "migrate.log")
         processes: list[ManagedProcess] = []
         api: ManagedProcess | None = None
         try:
@@ -96,7 +94,7 @@ def running_product(workers: int, keep_logs: Path | None = None) -> Iterator[Pro
             base_url = f"http://{LOOPBACK}:{free_port()}"
             argv = [*commands.api, "--port", base_url.rsplit(":", 1)[1]]
             api = spawn("api", argv, env, stack.logs_dir / "api.log", commands.cwd)
-            wait_until(lambda: _is_healthy(base_url), READY_SECONDS, "api", api)
+            wait_until(lambda: api_is_healthy(base_url), READY_SECONDS, "api", api)
             logger.info("product up: %s, %d workers", base_url, workers)
             yield Product(base_url, api, processes, env, stack.logs_dir)
         finally:
@@ -113,29 +111,6 @@ def _keeping_logs(logs_dir: Path, destination: Path | None) -> Iterator[None]:
         if destination is not None and logs_dir.is_dir():
             shutil.copytree(logs_dir, destination, dirs_exist_ok=True)
             logger.info("logs copied to %s", destination)
-
-
-def _migrate(commands: AppCommands, env: dict[str, str], log_path: Path) -> None:
-    with log_path.open("ab") as log_file:
-        result = subprocess.run(
-            list(commands.migrate),
-            env=env,
-            cwd=commands.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            timeout=MIGRATE_SECONDS,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise StartupError(f"migrations exited with code {result.returncode}; see {log_path}")
-
-
-def _is_healthy(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:

@@ -28,6 +28,8 @@ class SourceInfo:
     format: str
     width: int
     height: int
+    # CMYK without an ICC profile, which is converted the way browsers show it.
+    unprofiled_cmyk: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,15 @@ def inspect_source(path: Path, limits: Limits) -> SourceInfo:
         width, height = image.size
         if image.getexif().get(ExifTags.Base.Orientation, 1) in _TRANSPOSING_ORIENTATIONS:
             width, height = height, width
-        return SourceInfo(image.format or "unknown", width, height)
+        unprofiled_cmyk = image.mode == "CMYK" and "icc_profile" not in image.info
+        return SourceInfo(image.format or "unknown", width, height, unprofiled_cmyk)
 
 
 def make_working_copy(source_path: Path, working_path: Path, limits: Limits) -> WorkingCopy:
     """Decode once (shrinking on load), upright and normalized, fitted to the largest box."""
     source = inspect_source(source_path, limits)
     size = fit_within(source.width, source.height, largest_box())
-    image = vips_engine.decode_fitted(source_path, size)
+    image = vips_engine.decode_fitted(source_path, size, naive_cmyk=source.unprofiled_cmyk)
     vips_engine.save_working_copy(image, working_path)
     return WorkingCopy(source, image.width, image.height, vips_engine.has_alpha(image))
 

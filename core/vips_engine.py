@@ -20,10 +20,13 @@ FAIL_ON = "error"
 _GREY = {"b-w", "grey16"}
 
 
-def decode_fitted(path: Path, size: tuple[int, int]) -> pyvips.Image:
-    """The upright source, fitted to exactly `size`, in 8-bit sRGB/grey (+ alpha if any)."""
+def decode_fitted(path: Path, size: tuple[int, int], *, naive_cmyk: bool = False) -> pyvips.Image:
+    """The upright source, fitted to exactly `size`, in 8-bit sRGB/grey (+ alpha if any).
+
+    `naive_cmyk` is for CMYK without an ICC profile (the caller read the header already).
+    """
     try:
-        if _is_unprofiled_cmyk(path):
+        if naive_cmyk:
             return _naive_cmyk(path, size)
         image = pyvips.Image.thumbnail(
             str(path), size[0], height=size[1], size="force", fail_on=FAIL_ON
@@ -32,11 +35,6 @@ def decode_fitted(path: Path, size: tuple[int, int]) -> pyvips.Image:
         return _normalized(image.copy_memory())
     except pyvips.Error as error:
         raise InvalidImageError(f"corrupt image data: {_first_line(error)}") from error
-
-
-def _is_unprofiled_cmyk(path: Path) -> bool:
-    header = pyvips.Image.new_from_file(str(path), access="sequential")
-    return bool(header.interpretation == "cmyk" and header.get_typeof("icc-profile-data") == 0)
 
 
 def _naive_cmyk(path: Path, size: tuple[int, int]) -> pyvips.Image:

@@ -130,7 +130,7 @@ def _refuse_busy_ports(stack: LocalStack, api_port: int) -> None:
 def _serve(stack: LocalStack, args: argparse.Namespace, commands: AppCommands) -> int:
     api_url = f"http://{LOOPBACK}:{args.api_port}"
     env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
-    _migrate(commands, env, stack.logs_dir / "migrate.log")
+    run_migrations(commands, env, stack.logs_dir / "migrate.log")
     stack.ensure_bucket()
     api: ManagedProcess | None = None
     workers: list[ManagedProcess] = []
@@ -140,14 +140,15 @@ def _serve(stack: LocalStack, args: argparse.Namespace, commands: AppCommands) -
             workers.append(spawn(f"worker-{index}", commands.worker, env, log_path, commands.cwd))
         api_argv = [*commands.api, "--port", str(args.api_port)]
         api = spawn("api", api_argv, env, stack.logs_dir / "api.log", commands.cwd)
-        wait_until(lambda: _is_healthy(api_url), READY_TIMEOUT_SECONDS, "api", api)
+        wait_until(lambda: api_is_healthy(api_url), READY_TIMEOUT_SECONDS, "api", api)
         _announce(stack, args, api_url)
         return _supervise([api, *workers])
     finally:
         _stop_app(api, workers)
 
 
-def _migrate(commands: AppCommands, env: dict[str, str], log_path: Path) -> None:
+def run_migrations(commands: AppCommands, env: dict[str, str], log_path: Path) -> None:
+    """`alembic upgrade head` with `env`, output to `log_path`; raises if it fails."""
     logger.info("running migrations (log: %s)", log_path)
     with log_path.open("ab") as log_file:
         result = subprocess.run(
@@ -164,7 +165,7 @@ def _migrate(commands: AppCommands, env: dict[str, str], log_path: Path) -> None
         raise StartupError(f"migrations exited with code {result.returncode}; see {log_path}")
 
 
-def _is_healthy(api_url: str) -> bool:
+def api_is_healthy(api_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url}/healthz", timeout=2) as response:
             return bool(response.status == 200)

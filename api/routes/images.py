@@ -17,6 +17,7 @@ from api.progress import RUNNING_STATES, live_progress
 from api.queries import get_image
 from api.registry import (
     check_replay,
+    discard_object,
     forget_image,
     processing_input,
     register_image,
@@ -90,7 +91,7 @@ async def create_image_upload(
                 register_image, resources.sessions, image_row(upload, idempotency_key)
             )
     except BaseException:
-        await run_in_threadpool(_discard_quietly, resources, upload.source_key)
+        await run_in_threadpool(discard_object, resources.storage, upload.source_key)
         raise
     if image.id != upload.image_id:
         return await _replay(request, resources, image, upload)
@@ -111,19 +112,12 @@ async def _replay(
     request: Request, resources: Resources, earlier: Image, upload: ReceivedUpload
 ) -> ImageAccepted:
     """The key was used before: drop this copy, and answer (and finish starting) the first."""
-    await run_in_threadpool(_discard_quietly, resources, upload.source_key)
+    await run_in_threadpool(discard_object, resources.storage, upload.source_key)
     check_replay(earlier, upload.sha256)
     await start_image_workflow(
         resources.temporal, resources.settings, processing_input(earlier, resources.settings)
     )
     return _accepted(request, earlier.id, earlier.project_id, ImageState(earlier.state))
-
-
-def _discard_quietly(resources: Resources, key: str) -> None:
-    try:
-        resources.storage.delete(key)
-    except Exception:
-        logger.exception("could not remove unused upload %s", key)
 
 
 @router.post(

@@ -14,8 +14,8 @@ import pytest
 from core.settings import Settings
 from core.storage import Storage
 from devstack.ports import free_port
-from devstack.processes import ManagedProcess, find_binary, spawn, stop_all
-from devstack.run import AppCommands
+from devstack.processes import ManagedProcess, find_binary, spawn, stop_all, wait_until
+from devstack.run import AppCommands, api_is_healthy
 from tests.conftest import REPO_ROOT
 
 WORKERS = 2
@@ -48,16 +48,7 @@ class Product:
 
 
 def wait_for_health(base_url: str, api: ManagedProcess) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if api.poll() is not None:
-            pytest.fail(f"the api exited early; see {api.log_path}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail(f"the api did not start within {STARTUP_SECONDS}s; see {api.log_path}")
+    wait_until(lambda: api_is_healthy(base_url), STARTUP_SECONDS, "api", api)
 
 
 @pytest.fixture(scope="session")
