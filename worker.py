@@ -1,18 +1,27 @@
 """The worker entry point: `python worker.py`. Start more processes to add capacity.
 
 Each process has one Temporal client, one S3 client and one database pool, and runs the
-synchronous activities on a thread pool sized to its activity concurrency. On SIGTERM or
-SIGINT it stops polling and lets in-flight activities finish within the grace period.
-At start it creates the `staging-cleanup` Temporal Schedule, or refreshes it to its settings.
+synchronous activities on a thread pool sized to its activity concurrency. It polls two
+task queues: the shared one (workflows and every activity), and one of its own, where the
+resizes of the images it prepared come back to the decoded copies it holds in memory.
+
+On SIGTERM or SIGINT it stops taking new work, lets in-flight activities finish and the
+copies it holds be rendered, all within the grace period. At start it creates the
+`staging-cleanup` Temporal Schedule, or refreshes it to its settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Callable, Sequence
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +33,8 @@ from temporalio.worker import Worker
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
 from activities.uploads import UploadActivities
+from activities.working_copies import WorkingCopies
+from core import vips_engine
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
 from core.schedules import ensure_cleanup_schedule
@@ -34,18 +45,45 @@ from workflows.cleanup import CleanupStagingWorkflow
 from workflows.image_processing import ImageProcessingWorkflow
 
 logger = logging.getLogger("worker")
+# A held copy nobody rendered within this time is dropped (its image was prepared again).
+WORKING_COPY_MAX_AGE_SECONDS = 600.0
+# At shutdown, how long the held copies may take to be rendered, at most.
+MAX_DRAIN_SECONDS = 10.0
 
 
-def build_activities(
-    settings: Settings, sessions: sessionmaker[Session]
-) -> list[Callable[..., Any]]:
-    """Every activity, bound to this process's clients."""
+@dataclass
+class ProcessActivities:
+    """Every activity of one worker process, bound to its clients, by task queue."""
+
+    shared: list[Callable[..., Any]]
+    render: list[Callable[..., Any]]
+    render_queue: str
+    copies: WorkingCopies
+
+
+def render_queue_for(settings: Settings) -> str:
+    """This process's own task queue, unique even across restarts on one host."""
+    host = socket.gethostname()
+    return f"{settings.temporal_task_queue}-render-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def build_activities(settings: Settings, sessions: sessionmaker[Session]) -> ProcessActivities:
     storage = Storage.from_settings(settings)
-    return [
-        *ImageActivities(storage, sessions, settings).all(),
-        *UploadActivities(storage, sessions, settings).all(),
-        *CleanupActivities(storage, sessions, settings).all(),
-    ]
+    copies = WorkingCopies(
+        settings.worker_working_copies_mb * 1024 * 1024, WORKING_COPY_MAX_AGE_SECONDS
+    )
+    render_queue = render_queue_for(settings)
+    images = ImageActivities(storage, sessions, settings, render_queue, copies)
+    return ProcessActivities(
+        shared=[
+            *images.all(),
+            *UploadActivities(storage, sessions, settings).all(),
+            *CleanupActivities(storage, sessions, settings).all(),
+        ],
+        render=[images.resize],
+        render_queue=render_queue,
+        copies=copies,
+    )
 
 
 def build_worker(
@@ -53,16 +91,43 @@ def build_worker(
     settings: Settings,
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor,
+    task_queue: str | None = None,
 ) -> Worker:
+    """The shared task queue's worker (workflows included), or one for `task_queue`."""
+    shared = task_queue is None
     return Worker(
         client,
-        task_queue=settings.temporal_task_queue,
-        workflows=[ImageProcessingWorkflow, CleanupStagingWorkflow],
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=[ImageProcessingWorkflow, CleanupStagingWorkflow] if shared else [],
         activities=activities,
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     )
+
+
+def executor_threads(settings: Settings) -> int:
+    """Enough threads for both queues' activity slots."""
+    return 2 * settings.worker_max_concurrent_activities
+
+
+@asynccontextmanager
+async def running_workers(
+    client: Client,
+    settings: Settings,
+    activities: ProcessActivities,
+    executor: ThreadPoolExecutor,
+) -> AsyncIterator[None]:
+    """Poll both queues; on exit stop taking new images first, then render what is held."""
+    render = build_worker(client, settings, activities.render, executor, activities.render_queue)
+    shared = build_worker(client, settings, activities.shared, executor)
+    async with render:
+        async with shared:
+            yield
+        drain = min(MAX_DRAIN_SECONDS, settings.worker_graceful_shutdown_seconds / 3)
+        if not await asyncio.to_thread(activities.copies.wait_until_empty, drain):
+            # Their images time out on this queue and are prepared again elsewhere.
+            logger.warning("stopping with %d copies unrendered", len(activities.copies))
 
 
 async def keep_schedules(client: Client, settings: Settings) -> None:
@@ -82,10 +147,13 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as executor:
-        async with build_worker(client, settings, activities, executor):
+    with ThreadPoolExecutor(max_workers=executor_threads(settings)) as executor:
+        async with running_workers(client, settings, activities, executor):
             logger.info(
-                "worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address
+                "worker polling %s and %s on %s",
+                settings.temporal_task_queue,
+                activities.render_queue,
+                settings.temporal_address,
             )
             await stop.wait()
             logger.info(
@@ -99,6 +167,7 @@ async def run_worker(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
+    vips_engine.configure(settings.worker_vips_threads)
     asyncio.run(run_worker(settings))
 
 

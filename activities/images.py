@@ -2,6 +2,9 @@
 
 They are synchronous on purpose: Pillow, boto3 and SQLAlchemy all block, so the worker
 runs them on a thread pool, and CPU scales with worker processes.
+
+`prepare` keeps the decoded copy in this worker's memory (`WorkingCopies`) and answers
+this worker's own task queue, where the workflow sends the image's resizes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify_errors
 from activities.records import ImageRecords
+from activities.working_copies import WorkingCopies
 from core.contracts import (
     DISCARD_ACTIVITY,
     FAIL_ACTIVITY,
@@ -36,20 +40,36 @@ from core.contracts import (
     ResizeResult,
     version_key_for,
 )
-from core.imaging import make_working_copy, render_version
+from core.imaging import (
+    DecodedImage,
+    Rendered,
+    decode_source,
+    render_decoded,
+    render_version,
+    save_working_copy,
+)
 from core.inspection import ImagingError, limits_from
 from core.settings import Settings
 from core.storage import DERIVATIVE_CACHE_CONTROL, ObjectMissingError, Storage
 
 
 class ImageActivities:
+    """`render_queue` is the task queue only this worker process polls for resizes."""
+
     def __init__(
-        self, storage: Storage, sessions: sessionmaker[Session], settings: Settings
+        self,
+        storage: Storage,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        render_queue: str,
+        copies: WorkingCopies,
     ) -> None:
         self._storage = storage
         self._records = ImageRecords(sessions)
         self._settings = settings
         self._limits = limits_from(settings)
+        self._render_queue = render_queue
+        self._copies = copies
 
     def all(self) -> Sequence[Callable[..., Any]]:
         return [self.prepare, self.resize, self.finish, self.fail, self.discard]
@@ -61,16 +81,34 @@ class ImageActivities:
         image_id = uuid.UUID(request.image_id)
         self._records.set_state(image_id, ImageState.PROCESSING)
         with _scratch_dir() as scratch:
-            source_path, working_path = scratch / "source", scratch / "working"
+            source_path = scratch / "source"
             self._download(request.source_key, source_path)
             activity.heartbeat("downloaded")
+            if not request.render_versions:
+                return self._prepare_through_storage(request, source_path, scratch / "working")
             with _as_application_error():
-                copy = make_working_copy(source_path, working_path, self._limits)
-            activity.heartbeat("decoded")
-            self._storage.upload_file(
-                request.working_key, working_path, "application/octet-stream", "private"
-            )
-        source = copy.source
+                decoded = decode_source(source_path, self._limits)
+        self._copies.keep(request.image_id, decoded, request.render_versions)
+        return self._prepared(request, decoded, render_queue=self._render_queue)
+
+    def _prepare_through_storage(
+        self, request: PrepareInput, source_path: Path, working_path: Path
+    ) -> PreparedImage:
+        """For workflows started before `render-where-prepared`: the copy goes to S3."""
+        with _as_application_error():
+            decoded = decode_source(source_path, self._limits)
+        activity.heartbeat("decoded")
+        save_working_copy(decoded, working_path)
+        self._storage.upload_file(
+            request.working_key, working_path, "application/octet-stream", "private"
+        )
+        return self._prepared(request, decoded, render_queue=None)
+
+    def _prepared(
+        self, request: PrepareInput, decoded: DecodedImage, render_queue: str | None
+    ) -> PreparedImage:
+        source = decoded.source
+        image_id = uuid.UUID(request.image_id)
         self._records.set_source_details(image_id, source.format, source.width, source.height)
         activity.logger.info("prepared %s (%s)", request.image_id, source.format)
         return PreparedImage(
@@ -78,21 +116,15 @@ class ImageActivities:
             width=source.width,
             height=source.height,
             format=source.format,
-            has_alpha=copy.has_alpha,
+            has_alpha=decoded.has_alpha,
+            render_queue=render_queue,
         )
 
     @activity.defn(name=RESIZE_ACTIVITY)
     @classify_errors
     def resize(self, request: ResizeInput) -> ResizeResult:
         """Make one size from the working copy; rerunning it overwrites the same key and row."""
-        with _scratch_dir() as scratch:
-            working_path = scratch / "working"
-            self._download(request.working_key, working_path)
-            activity.heartbeat("downloaded")
-            with _as_application_error():
-                rendered = render_version(
-                    working_path, (request.width, request.height), self._settings.jpeg_quality
-                )
+        rendered = self._render(request)
         activity.heartbeat("encoded")
         key = version_key_for(
             request.project_id, request.image_id, request.version, rendered.extension
@@ -107,13 +139,28 @@ class ImageActivities:
             content_type=rendered.content_type,
         )
         self._records.upsert_version(uuid.UUID(request.image_id), request.project_id, result)
+        if request.from_memory:
+            self._copies.rendered(request.image_id, request.version)
         return result
+
+    def _render(self, request: ResizeInput) -> Rendered:
+        size, quality = (request.width, request.height), self._settings.jpeg_quality
+        if request.from_memory:
+            with _as_application_error():
+                return render_decoded(self._copies.get(request.image_id), size, quality)
+        with _scratch_dir() as scratch:
+            working_path = scratch / "working"
+            self._download(request.working_key, working_path)
+            activity.heartbeat("downloaded")
+            with _as_application_error():
+                return render_version(working_path, size, quality)
 
     @activity.defn(name=FINISH_ACTIVITY)
     @classify_errors
     def finish(self, request: FinishInput) -> None:
         """Drop the working copy, then say `done`: once done, nothing temporary is left."""
-        self._storage.delete(request.working_key)
+        if request.working_key is not None:
+            self._storage.delete(request.working_key)
         self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE)
 
     @activity.defn(name=FAIL_ACTIVITY)

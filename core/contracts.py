@@ -48,6 +48,9 @@ class ErrorCode(StrEnum):
     STORAGE_UNAVAILABLE = "storage_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"
     PROCESSING_FAILED = "processing_failed"
+    # Internal: the worker holding an image's decoded copy is gone, or dropped it. The
+    # workflow prepares the image again; an image's error never says this.
+    WORKING_COPY_LOST = "working_copy_lost"
 
 
 NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
@@ -59,6 +62,7 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.PAYLOAD_TOO_LARGE,
     ErrorCode.UPLOAD_MISSING,
     ErrorCode.UPLOAD_EXPIRED,
+    ErrorCode.WORKING_COPY_LOST,
 )
 
 
@@ -125,6 +129,10 @@ class PrepareInput:
     image_id: str
     source_key: str
     working_key: str
+    # The versions the preparing worker will render from a decoded copy it keeps in
+    # memory. Empty (workflows started before `render-where-prepared`): the copy goes to
+    # S3 under `working_key` instead.
+    render_versions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -134,6 +142,8 @@ class PreparedImage:
     height: int
     format: str
     has_alpha: bool
+    # The preparing worker's own task queue: renders of its in-memory copy run there.
+    render_queue: str | None = None
 
 
 @dataclass
@@ -144,6 +154,8 @@ class ResizeInput:
     width: int
     height: int
     working_key: str
+    # Render from this worker's in-memory copy (sent to `PreparedImage.render_queue`).
+    from_memory: bool = False
 
 
 @dataclass
@@ -159,7 +171,8 @@ class ResizeResult:
 @dataclass
 class FinishInput:
     image_id: str
-    working_key: str
+    # The S3 working copy to drop; None when the copy was only ever in a worker's memory.
+    working_key: str | None
 
 
 @dataclass

@@ -4,6 +4,8 @@ Pillow decides what a file is and whether it is within limits, reading headers o
 (`core.inspection`); libvips does the pixel work (`core.vips_engine`). The prepare step
 decodes the source once into a working copy fitted to the largest box; each size is
 rendered from that copy, so "one activity per size" never means one full decode per size.
+The copy stays in the preparing worker's memory (`DecodedImage`); workflows started
+before that change still pass it through S3 as a file (`save_working_copy`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyvips
 from PIL import ExifTags
 
 from core import vips_engine
@@ -33,11 +36,27 @@ class SourceInfo:
 
 
 @dataclass(frozen=True)
-class WorkingCopy:
+class DecodedImage:
+    """The decoded, upright, normalized source fitted to the largest box, in memory."""
+
     source: SourceInfo
-    width: int
-    height: int
-    has_alpha: bool
+    pixels: pyvips.Image
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.width)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.height)
+
+    @property
+    def has_alpha(self) -> bool:
+        return vips_engine.has_alpha(self.pixels)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.pixels.width * self.pixels.height * self.pixels.bands)
 
 
 @dataclass(frozen=True)
@@ -60,17 +79,30 @@ def inspect_source(path: Path, limits: Limits) -> SourceInfo:
         return SourceInfo(image.format or "unknown", width, height, unprofiled_cmyk)
 
 
-def make_working_copy(source_path: Path, working_path: Path, limits: Limits) -> WorkingCopy:
+def decode_source(source_path: Path, limits: Limits) -> DecodedImage:
     """Decode once (shrinking on load), upright and normalized, fitted to the largest box."""
     source = inspect_source(source_path, limits)
     size = fit_within(source.width, source.height, largest_box())
     image = vips_engine.decode_fitted(source_path, size, naive_cmyk=source.unprofiled_cmyk)
-    vips_engine.save_working_copy(image, working_path)
-    return WorkingCopy(source, image.width, image.height, vips_engine.has_alpha(image))
+    return DecodedImage(source, image)
+
+
+def render_decoded(image: DecodedImage, size: tuple[int, int], jpeg_quality: int) -> Rendered:
+    """One derivative at exactly `size`: JPEG if opaque, PNG if transparent, no metadata."""
+    return _render(image.pixels, size, jpeg_quality)
+
+
+def save_working_copy(image: DecodedImage, working_path: Path) -> None:
+    """The decoded copy as a file, for workflows that pass it through S3."""
+    vips_engine.save_working_copy(image.pixels, working_path)
 
 
 def render_version(working_path: Path, size: tuple[int, int], jpeg_quality: int) -> Rendered:
-    """One derivative at exactly `size`: JPEG if opaque, PNG if transparent, no metadata."""
-    image = vips_engine.resize_exact(vips_engine.load_working_copy(working_path), size)
+    """`render_decoded`, from a file written by `save_working_copy`."""
+    return _render(vips_engine.load_working_copy(working_path), size, jpeg_quality)
+
+
+def _render(pixels: pyvips.Image, size: tuple[int, int], jpeg_quality: int) -> Rendered:
+    image = vips_engine.resize_exact(pixels, size)
     data, content_type, extension = vips_engine.encode(image, jpeg_quality)
     return Rendered(data, content_type, extension, image.width, image.height)

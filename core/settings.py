@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # Worker
     worker_max_concurrent_activities: Annotated[int, Field(ge=1, le=256)] = 4
     worker_graceful_shutdown_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    # Decoded copies a worker holds for its pending resizes (about 14 MB per image fitted
+    # to 2500x1875 RGB); beyond this the oldest are dropped and their images re-prepared.
+    worker_working_copies_mb: Annotated[int, Field(ge=16)] = 1024
+    # Threads inside each libvips operation; parallelism comes from concurrent activities.
+    worker_vips_threads: Annotated[int, Field(ge=1, le=64)] = 1
 
     # Image processing
     jpeg_quality: Annotated[int, Field(ge=1, le=95)] = 85

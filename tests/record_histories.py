@@ -41,7 +41,7 @@ from devstack.stack import LocalStack
 from tests.api.conftest import serve
 from tests.conftest import REPO_ROOT, alembic_config
 from tests.factories import jpeg_bytes
-from worker import build_activities, build_worker
+from worker import build_activities, executor_threads, running_workers
 
 logger = logging.getLogger("record_histories")
 
@@ -152,9 +152,9 @@ async def record_all(settings: Settings) -> dict[str, WorkflowHistory]:
     engine = make_engine(settings)
     try:
         activities = build_activities(settings, make_sessionmaker(engine))
-        workers = settings.worker_max_concurrent_activities
-        with ThreadPoolExecutor(max_workers=workers) as executor:
-            async with build_worker(client, settings, activities, executor), serve(settings) as api:
+        with ThreadPoolExecutor(max_workers=executor_threads(settings)) as executor:
+            workers = running_workers(client, settings, activities, executor)
+            async with workers, serve(settings) as api:
                 workflow_ids = {name: await scenario(api) for name, scenario in SCENARIOS.items()}
                 return {
                     name: await closed_history(client, workflow_id)

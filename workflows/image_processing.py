@@ -1,6 +1,11 @@
 """`ImageProcessingWorkflow`: wait for the upload if needed, prepare once, fan out one resize
 per size, record the outcome.
 
+The resizes run on the task queue of the worker that prepared the image, which keeps the
+decoded copy in memory (the `render-where-prepared` change). If that worker is gone or
+dropped the copy, the missing sizes time out waiting to start (or answer
+`working_copy_lost`), and the image is prepared again, on any worker, for those sizes.
+
 Every image ends `done` (the workflow completes) or `error` with a code (the workflow
 fails with an `ApplicationError` of that type, so operators see it as Failed).
 """
@@ -10,9 +15,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from temporalio import workflow
+from temporalio import exceptions, workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from core.contracts import (
@@ -48,8 +53,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.presets import PRESETS, Preset, fit_within
 
+RENDER_WHERE_PREPARED = "render-where-prepared"
 PREPARE_TIMEOUT = timedelta(minutes=2)
 RESIZE_TIMEOUT = timedelta(minutes=1)
+# How long a resize may wait for the preparing worker before the image is prepared again
+# elsewhere. Not retried: a worker that does not poll within this time is presumed gone.
+RENDER_START_TIMEOUT = timedelta(seconds=30)
+# Preparations per image: each one after the first follows a lost worker or copy.
+MAX_PREPARATIONS = 3
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # Recording the outcome outlasts the work: a Postgres outage longer than the work's
@@ -116,15 +127,19 @@ class ImageProcessingWorkflow:
         working_key = working_key_for(request.image_id)
         if request.awaiting_upload:
             await self._await_upload(request, working_key)
+        in_memory = workflow.patched(RENDER_WHERE_PREPARED)
         try:
-            prepared = await self._prepare(request, working_key)
-            versions = await self._resize_all(request, prepared)
+            if in_memory:
+                versions = await self._render_where_prepared(request, working_key)
+            else:
+                prepared = await self._prepare(request, working_key)
+                versions = await self._resize_all(request, prepared)
         except ActivityError as error:
             await self._fail(request, working_key, _error_code(error), str(error.cause or error))
             raise self._final_error(request) from error
         await workflow.execute_activity(
             FINISH_ACTIVITY,
-            FinishInput(image_id=request.image_id, working_key=working_key),
+            FinishInput(request.image_id, working_key=None if in_memory else working_key),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             schedule_to_close_timeout=RECORD_BUDGET,
             retry_policy=RECORD_RETRY,
@@ -180,11 +195,50 @@ class ImageProcessingWorkflow:
             retry_policy=RECORD_RETRY,
         )
 
-    async def _prepare(self, request: ImageProcessingInput, working_key: str) -> PreparedImage:
+    async def _render_where_prepared(
+        self, request: ImageProcessingInput, working_key: str
+    ) -> list[ResizeResult]:
+        """Prepare, then render every size on the preparing worker; redo what a lost
+        worker left undone, at most `MAX_PREPARATIONS` times in all."""
+        done: list[ResizeResult] = []
+        missing = list(PRESETS)
+        for preparation in range(1, MAX_PREPARATIONS + 1):
+            prepared = await self._prepare(
+                request, working_key, render_versions=[preset.name for preset in missing]
+            )
+            outcomes = await asyncio.gather(
+                *(self._resize(request, prepared, preset) for preset in missing),
+                return_exceptions=True,
+            )
+            done.extend(outcome for outcome in outcomes if isinstance(outcome, ResizeResult))
+            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if not failures:
+                return done
+            lost = preparation < MAX_PREPARATIONS and all(map(_copy_lost, failures))
+            if not lost:
+                raise failures[0]
+            missing = [
+                preset
+                for preset, outcome in zip(missing, outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            ]
+            workflow.logger.warning(
+                "the worker preparing %s lost its copy; preparing again for %s",
+                request.image_id,
+                [preset.name for preset in missing],
+            )
+        raise AssertionError("unreachable: the last preparation returns or raises")
+
+    async def _prepare(
+        self,
+        request: ImageProcessingInput,
+        working_key: str,
+        render_versions: list[str] | None = None,
+    ) -> PreparedImage:
         self._status.state = ImageState.PROCESSING.value
         prepared: PreparedImage = await workflow.execute_activity(
             PREPARE_ACTIVITY,
-            PrepareInput(request.image_id, request.source_key, working_key),
+            PrepareInput(request.image_id, request.source_key, working_key, render_versions or []),
             result_type=PreparedImage,
             start_to_close_timeout=PREPARE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -210,6 +264,7 @@ class ImageProcessingWorkflow:
         self, request: ImageProcessingInput, prepared: PreparedImage, preset: Preset
     ) -> ResizeResult:
         width, height = fit_within(prepared.width, prepared.height, preset.box)
+        from_memory = prepared.render_queue is not None
         result: ResizeResult = await workflow.execute_activity(
             RESIZE_ACTIVITY,
             ResizeInput(
@@ -219,8 +274,11 @@ class ImageProcessingWorkflow:
                 width=width,
                 height=height,
                 working_key=prepared.working_key,
+                from_memory=from_memory,
             ),
             result_type=ResizeResult,
+            task_queue=prepared.render_queue,
+            schedule_to_start_timeout=RENDER_START_TIMEOUT if from_memory else None,
             start_to_close_timeout=RESIZE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=self._retry,
@@ -272,9 +330,20 @@ class ImageProcessingWorkflow:
         )
 
 
+def _copy_lost(error: BaseException) -> bool:
+    """The resize never ran where its copy is, or the copy is no longer there."""
+    if not isinstance(error, ActivityError):
+        return False
+    cause = error.cause
+    if isinstance(cause, exceptions.TimeoutError):  # not the builtin a timer raises
+        return cause.type == TimeoutType.SCHEDULE_TO_START
+    return isinstance(cause, ApplicationError) and cause.type == ErrorCode.WORKING_COPY_LOST
+
+
 def _error_code(error: ActivityError) -> str:
     cause = error.cause
-    known = (*NON_RETRYABLE_ERROR_TYPES, *TRANSIENT_ERROR_TYPES)
+    known = set(NON_RETRYABLE_ERROR_TYPES) | set(TRANSIENT_ERROR_TYPES)
+    known.discard(ErrorCode.WORKING_COPY_LOST)  # lost copies were retried: the image failed
     if isinstance(cause, ApplicationError) and cause.type in known:
         return cause.type
     return ErrorCode.PROCESSING_FAILED.value

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.images import ImageActivities
+from activities.working_copies import WorkingCopies
 from core.contracts import (
     FailureInput,
     FinishInput,
@@ -27,13 +28,21 @@ from core.storage import ObjectMissingError, Storage
 from tests.factories import jpeg_bytes
 
 PROJECT_ID = 31
+RENDER_QUEUE = "render-here"
+
+
+def image_activities(
+    storage: Storage, sessions: sessionmaker[Session], settings: Settings
+) -> ImageActivities:
+    copies = WorkingCopies(max_bytes=256 * 1024 * 1024, max_age_seconds=600)
+    return ImageActivities(storage, sessions, settings, RENDER_QUEUE, copies)
 
 
 @pytest.fixture
 def activities(
     storage: Storage, sessions: sessionmaker[Session], settings: Settings
 ) -> ImageActivities:
-    return ImageActivities(storage, sessions, settings)
+    return image_activities(storage, sessions, settings)
 
 
 def new_image(storage: Storage, sessions: sessionmaker[Session], data: bytes) -> uuid.UUID:
@@ -47,11 +56,40 @@ def new_image(storage: Storage, sessions: sessionmaker[Session], data: bytes) ->
     return image_id
 
 
-def prepare_input(image_id: uuid.UUID) -> PrepareInput:
-    return PrepareInput(str(image_id), f"originals/{image_id}", working_key_for(str(image_id)))
+def prepare_input(image_id: uuid.UUID, render_versions: list[str] | None = None) -> PrepareInput:
+    """Without `render_versions`, as workflows from before `render-where-prepared` ask."""
+    return PrepareInput(
+        str(image_id),
+        f"originals/{image_id}",
+        working_key_for(str(image_id)),
+        render_versions or [],
+    )
 
 
-def test_prepare_records_upright_dimensions(
+def test_the_copy_stays_in_memory_until_every_size_is_rendered(
+    activities: ImageActivities, storage: Storage, sessions: sessionmaker[Session]
+) -> None:
+    image_id = new_image(storage, sessions, jpeg_bytes(1200, 900))
+    env = ActivityEnvironment()
+    prepared = env.run(activities.prepare, prepare_input(image_id, ["thumb", "big_thumb"]))
+
+    assert prepared.render_queue == RENDER_QUEUE
+    with pytest.raises(ObjectMissingError):
+        storage.size_of(prepared.working_key)  # nothing went through S3
+    sizes = {"thumb": (150, 112), "big_thumb": (700, 525)}
+    for version, (width, height) in sizes.items():
+        request = ResizeInput(
+            str(image_id), PROJECT_ID, version, width, height, prepared.working_key, True
+        )
+        result = env.run(activities.resize, request)
+        assert (result.width, result.height) == (width, height)
+
+    with pytest.raises(ApplicationError) as error:  # every size is done: the copy is gone
+        env.run(activities.resize, request)
+    assert (error.value.type, error.value.non_retryable) == ("working_copy_lost", True)
+
+
+def test_prepare_through_storage_records_upright_dimensions(
     activities: ImageActivities, storage: Storage, sessions: sessionmaker[Session]
 ) -> None:
     image_id = new_image(storage, sessions, jpeg_bytes(800, 600, orientation=6))
@@ -144,7 +182,7 @@ def test_outages_are_named_so_the_image_can_say_why(
 ) -> None:
     """A retryable ApplicationError typed storage_unavailable, not a bare boto error."""
     dead_s3 = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{unused_port}"})
-    activities = ImageActivities(Storage.from_settings(dead_s3), sessions, dead_s3)
+    activities = image_activities(Storage.from_settings(dead_s3), sessions, dead_s3)
     image_id = new_image(storage, sessions, jpeg_bytes(64, 48))
     with pytest.raises(ApplicationError) as error:
         ActivityEnvironment().run(activities.prepare, prepare_input(image_id))

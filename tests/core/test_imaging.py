@@ -1,4 +1,4 @@
-"""The pipeline on files: working copy, rendered sizes, modes, metadata and quality."""
+"""The pipeline: decoded copy, rendered sizes, modes, metadata and quality."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageFile, ImageStat
 
-from core.imaging import inspect_source, make_working_copy, render_version
+from core.imaging import (
+    decode_source,
+    inspect_source,
+    render_decoded,
+    render_version,
+    save_working_copy,
+)
 from core.inspection import InvalidImageError, Limits
 from core.presets import PRESETS, fit_within
 from tests.factories import jpeg_bytes, photo, png_with_alpha_bytes
@@ -26,11 +32,11 @@ def write(tmp_path: Path, data: bytes) -> Path:
 
 
 def render_all(tmp_path: Path, data: bytes) -> dict[str, ImageFile.ImageFile]:
-    copy = make_working_copy(write(tmp_path, data), tmp_path / "working", LIMITS)
+    copy = decode_source(write(tmp_path, data), LIMITS)
     out = {}
     for preset in PRESETS:
         size = fit_within(copy.source.width, copy.source.height, preset.box)
-        rendered = render_version(tmp_path / "working", size, 85)
+        rendered = render_decoded(copy, size, 85)
         out[preset.name] = Image.open(io.BytesIO(rendered.data))
     return out
 
@@ -38,14 +44,25 @@ def render_all(tmp_path: Path, data: bytes) -> dict[str, ImageFile.ImageFile]:
 def test_exif_orientation_gives_upright_sizes(tmp_path: Path) -> None:
     path = write(tmp_path, jpeg_bytes(400, 300, orientation=6))
     assert inspect_source(path, LIMITS).width == 300
-    copy = make_working_copy(path, tmp_path / "working", LIMITS)
+    copy = decode_source(path, LIMITS)
     assert (copy.width, copy.height) == (300, 400)
 
 
 def test_a_large_jpeg_is_fitted_to_the_largest_box(tmp_path: Path) -> None:
-    copy = make_working_copy(write(tmp_path, jpeg_bytes(6000, 4000)), tmp_path / "w.tiff", LIMITS)
+    copy = decode_source(write(tmp_path, jpeg_bytes(6000, 4000)), LIMITS)
     assert (copy.source.width, copy.source.height) == (6000, 4000)
     assert (copy.width, copy.height) == (2500, 1667)
+    assert copy.nbytes == 2500 * 1667 * 3
+
+
+def test_a_working_copy_file_renders_like_the_copy_in_memory(tmp_path: Path) -> None:
+    """Workflows started before `render-where-prepared` pass the copy through S3."""
+    copy = decode_source(write(tmp_path, jpeg_bytes(1200, 900)), LIMITS)
+    save_working_copy(copy, tmp_path / "working")
+    from_file = render_version(tmp_path / "working", (700, 525), 85)
+    in_memory = render_decoded(copy, (700, 525), 85)
+    assert (from_file.width, from_file.height) == (in_memory.width, in_memory.height)
+    assert from_file.content_type == in_memory.content_type == "image/jpeg"
 
 
 def test_transparency_is_kept_as_png(tmp_path: Path) -> None:
@@ -86,7 +103,7 @@ def test_derivatives_carry_no_metadata(tmp_path: Path) -> None:
 def test_truncated_pixel_data_is_invalid(tmp_path: Path) -> None:
     data = jpeg_bytes(800, 600)
     with pytest.raises(InvalidImageError):
-        make_working_copy(write(tmp_path, data[: len(data) // 2]), tmp_path / "w.tiff", LIMITS)
+        decode_source(write(tmp_path, data[: len(data) // 2]), LIMITS)
     assert not ImageFile.LOAD_TRUNCATED_IMAGES  # half-grey images are never accepted
 
 

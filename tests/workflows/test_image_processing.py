@@ -32,33 +32,54 @@ from core.contracts import (
     ResizeResult,
     workflow_id_for,
 )
-from workflows.image_processing import ImageProcessingWorkflow
+from core.presets import PRESETS
+from workflows.image_processing import MAX_PREPARATIONS, ImageProcessingWorkflow
 
 
 class FakeActivities:
-    """Records every call; `prepare` can be told to reject the image."""
+    """Records every call; `prepare` can be told to reject the image.
 
-    def __init__(self, reject_with: str | None = None) -> None:
+    With a `render_queue`, prepare sends the resizes there (a second worker polls it),
+    and the copy of the n-th preparation is lost for the sizes in `lose[n]`.
+    """
+
+    def __init__(
+        self,
+        reject_with: str | None = None,
+        render_queue: str | None = None,
+        lose: dict[int, set[str]] | None = None,
+    ) -> None:
         self.reject_with = reject_with
+        self.render_queue = render_queue
+        self.lose = lose or {}
+        self.prepared: list[PrepareInput] = []
         self.resized: list[ResizeInput] = []
         self.finished: list[FinishInput] = []
         self.failed: list[FailureInput] = []
         self.discarded: list[str] = []
 
-    def all(self) -> list[Callable[..., Any]]:
-        @activity.defn(name=PREPARE_ACTIVITY)
-        def prepare(request: PrepareInput) -> PreparedImage:
-            if self.reject_with:
-                raise ApplicationError("bad image", type=self.reject_with, non_retryable=True)
-            return PreparedImage(request.working_key, 6000, 4000, "JPEG", has_alpha=False)
-
+    def resize(self) -> Callable[..., Any]:
         @activity.defn(name=RESIZE_ACTIVITY)
         def resize(request: ResizeInput) -> ResizeResult:
+            if request.version in self.lose.get(len(self.prepared), set()):
+                raise ApplicationError("gone", type=ErrorCode.WORKING_COPY_LOST, non_retryable=True)
             self.resized.append(request)
             key = f"{request.project_id}/{request.image_id}/{request.version}.jpg"
             return ResizeResult(
                 request.version, key, request.width, request.height, 1, "image/jpeg"
             )
+
+        return resize
+
+    def all(self) -> list[Callable[..., Any]]:
+        @activity.defn(name=PREPARE_ACTIVITY)
+        def prepare(request: PrepareInput) -> PreparedImage:
+            self.prepared.append(request)
+            if self.reject_with:
+                raise ApplicationError("bad image", type=self.reject_with, non_retryable=True)
+            return PreparedImage(request.working_key, 6000, 4000, "JPEG", False, self.render_queue)
+
+        resize = self.resize()
 
         @activity.defn(name=FINISH_ACTIVITY)
         def finish(request: FinishInput) -> None:
@@ -88,13 +109,22 @@ async def run_workflow(client: Client, fakes: FakeActivities) -> Outcome:
     """Run one workflow to its end on a fresh task queue; capture its result and status."""
     task_queue = f"test-{uuid.uuid4()}"
     image_id = str(uuid.uuid4())
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        render_worker = Worker(
             client,
-            task_queue=task_queue,
-            workflows=[ImageProcessingWorkflow],
-            activities=fakes.all(),
+            task_queue=fakes.render_queue or f"{task_queue}-unused",
+            activities=[fakes.resize()],
             activity_executor=executor,
+        )
+        async with (
+            render_worker,
+            Worker(
+                client,
+                task_queue=task_queue,
+                workflows=[ImageProcessingWorkflow],
+                activities=fakes.all(),
+                activity_executor=executor,
+            ),
         ):
             handle = await client.start_workflow(
                 ImageProcessingWorkflow.run,
@@ -142,3 +172,40 @@ async def test_an_invalid_image_fails_once_without_retries(temporal_client: Clie
     assert not fakes.resized
     assert not fakes.finished
     assert (outcome.status.state, outcome.status.error_code) == ("error", "invalid_image")
+
+
+async def test_resizes_run_on_the_preparing_workers_queue(temporal_client: Client) -> None:
+    fakes = FakeActivities(render_queue=f"render-{uuid.uuid4()}")
+    outcome = await run_workflow(temporal_client, fakes)
+
+    assert outcome.result is not None
+    [prepared] = fakes.prepared
+    assert sorted(prepared.render_versions) == sorted(p.name for p in PRESETS)
+    assert all(request.from_memory for request in fakes.resized)
+    assert len(fakes.resized) == len(PRESETS)
+    assert [f.working_key for f in fakes.finished] == [None]  # nothing went through S3
+
+
+async def test_a_lost_copy_is_prepared_again_for_the_missing_sizes(
+    temporal_client: Client,
+) -> None:
+    fakes = FakeActivities(render_queue=f"render-{uuid.uuid4()}", lose={1: {"thumb", "d2500"}})
+    outcome = await run_workflow(temporal_client, fakes)
+
+    assert outcome.result is not None
+    assert [sorted(p.render_versions) for p in fakes.prepared][1:] == [["d2500", "thumb"]]
+    assert sorted(r.version for r in outcome.result.versions) == sorted(p.name for p in PRESETS)
+    assert outcome.status.state == "done"
+
+
+async def test_copies_lost_every_time_end_in_processing_failed(temporal_client: Client) -> None:
+    always = {"big_1920"}
+    fakes = FakeActivities(
+        render_queue=f"render-{uuid.uuid4()}", lose={n: always for n in range(1, 9)}
+    )
+    outcome = await run_workflow(temporal_client, fakes)
+
+    assert outcome.failure is not None
+    assert len(fakes.prepared) == MAX_PREPARATIONS
+    assert [f.code for f in fakes.failed] == [ErrorCode.PROCESSING_FAILED]
+    assert outcome.status.error_code == "processing_failed"
