@@ -7,9 +7,9 @@ can construct their own with overrides.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -32,6 +32,48 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "image-processing"
+    # A remote cluster or Temporal Cloud: TLS, with a client certificate (mTLS) or an API
+    # key. Any of the paths or the key turns TLS on; TEMPORAL_TLS alone uses the system CAs.
+    temporal_tls: bool = False
+    temporal_tls_cert_path: FilePath | None = None
+    temporal_tls_key_path: FilePath | None = None
+    # Only for a server whose certificate is not signed by a CA the system trusts.
+    temporal_tls_ca_path: FilePath | None = None
+    temporal_api_key: SecretStr | None = None
+
+    @field_validator(
+        "temporal_tls_cert_path",
+        "temporal_tls_key_path",
+        "temporal_tls_ca_path",
+        "temporal_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_temporal_credential_is_unset(cls, value: object) -> object:
+        # `KEY=` in an env file or an empty secret means "not set", not "a file named ''"
+        # or "an empty API key" (which would also turn TLS on).
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _temporal_client_cert_is_paired(self) -> Self:
+        # A certificate without its key (or the reverse) would only fail at connect time,
+        # possibly as a confusing handshake error: refuse it at start instead.
+        if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
+            raise ValueError(
+                "TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together"
+            )
+        return self
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        return self.temporal_tls or any(
+            value is not None
+            for value in (
+                self.temporal_tls_cert_path,
+                self.temporal_tls_ca_path,
+                self.temporal_api_key,
+            )
+        )
 
     # S3
     s3_endpoint_url: str | None = None
