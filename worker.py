@@ -19,10 +19,16 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
+from activities.metrics import (
+    ObservabilityInterceptor,
+    WorkerMetrics,
+    sdk_metrics_runtime,
+    serve_worker_metrics,
+)
 from activities.uploads import UploadActivities
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
@@ -53,6 +59,7 @@ def build_worker(
     settings: Settings,
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     return Worker(
         client,
@@ -62,6 +69,7 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        interceptors=interceptors,
     )
 
 
@@ -74,7 +82,7 @@ async def keep_schedules(client: Client, settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, runtime=sdk_metrics_runtime(settings))
     await keep_schedules(client, settings)
     engine = make_engine(settings)
     activities = build_activities(settings, make_sessionmaker(engine))
@@ -82,8 +90,13 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as executor:
-        async with build_worker(client, settings, activities, executor):
+    metrics = WorkerMetrics()
+    interceptors = [ObservabilityInterceptor(metrics)]
+    with (
+        serve_worker_metrics(settings, metrics),
+        ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as executor,
+    ):
+        async with build_worker(client, settings, activities, executor, interceptors):
             logger.info(
                 "worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address
             )
@@ -98,7 +111,7 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_worker(settings))
 
 

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify_errors
+from activities.metrics import count_bytes_in
 from activities.records import ImageRecords
 from core.contracts import (
     DISCARD_ACTIVITY,
@@ -143,6 +144,7 @@ class ImageActivities:
             raise ApplicationError(
                 f"object {key} is missing", type=ErrorCode.SOURCE_MISSING, non_retryable=True
             ) from error
+        count_bytes_in(path.stat().st_size)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.common import SearchAttributeKey
 
 from core.contracts import workflow_id_for
@@ -153,6 +153,10 @@ def configure_logging(level: str, log_format: LogFormat = "text") -> None:
     logging.getLogger("pyvips").setLevel(logging.WARNING)
     if log_format == "json":
         _route_uvicorn_to_root()
+        # The JSON line carries the ids as fields; temporalio would also append its
+        # details dict to every message.
+        activity.logger.activity_info_on_message = False
+        workflow.logger.workflow_info_on_message = False
 
 
 def _route_uvicorn_to_root() -> None:
