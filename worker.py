@@ -28,10 +28,16 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
+from activities.metrics import (
+    ObservabilityInterceptor,
+    WorkerMetrics,
+    sdk_metrics_runtime,
+    serve_worker_metrics,
+)
 from activities.uploads import UploadActivities
 from activities.working_copies import WorkingCopies
 from core import vips_engine
@@ -92,6 +98,7 @@ def build_worker(
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor,
     task_queue: str | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """The shared task queue's worker (workflows included), or one for `task_queue`."""
     shared = task_queue is None
@@ -103,6 +110,7 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        interceptors=interceptors,
     )
 
 
@@ -117,10 +125,13 @@ async def running_workers(
     settings: Settings,
     activities: ProcessActivities,
     executor: ThreadPoolExecutor,
+    interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[None]:
     """Poll both queues; on exit stop taking new images first, then render what is held."""
-    render = build_worker(client, settings, activities.render, executor, activities.render_queue)
-    shared = build_worker(client, settings, activities.shared, executor)
+    render = build_worker(
+        client, settings, activities.render, executor, activities.render_queue, interceptors
+    )
+    shared = build_worker(client, settings, activities.shared, executor, None, interceptors)
     async with render:
         async with shared:
             yield
@@ -139,7 +150,7 @@ async def keep_schedules(client: Client, settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, runtime=sdk_metrics_runtime(settings))
     await keep_schedules(client, settings)
     engine = make_engine(settings)
     activities = build_activities(settings, make_sessionmaker(engine))
@@ -147,8 +158,13 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    with ThreadPoolExecutor(max_workers=executor_threads(settings)) as executor:
-        async with running_workers(client, settings, activities, executor):
+    metrics = WorkerMetrics()
+    interceptors = [ObservabilityInterceptor(metrics)]
+    with (
+        serve_worker_metrics(settings, metrics),
+        ThreadPoolExecutor(max_workers=executor_threads(settings)) as executor,
+    ):
+        async with running_workers(client, settings, activities, executor, interceptors):
             logger.info(
                 "worker polling %s and %s on %s",
                 settings.temporal_task_queue,
@@ -166,7 +182,7 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     vips_engine.configure(settings.worker_vips_threads)
     asyncio.run(run_worker(settings))
 

@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify_errors
+from activities.metrics import count_bytes_in
 from activities.records import ImageRecords
 from activities.working_copies import WorkingCopies
 from core.contracts import (
@@ -190,6 +191,7 @@ class ImageActivities:
             raise ApplicationError(
                 f"object {key} is missing", type=ErrorCode.SOURCE_MISSING, non_retryable=True
             ) from error
+        count_bytes_in(path.stat().st_size)
 
 
 @contextmanager

@@ -9,10 +9,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
 from api.events import EventHub
+from api.metrics import ApiMetrics
+from api.observability import (
+    bind_image_log_context,
+    install_image_state_gauge,
+    install_observability,
+)
 from api.resources import Resources
 from api.routes import events as event_routes
 from api.routes import health, images, page, projects
@@ -26,7 +32,7 @@ from core.temporal import connect_temporal
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             temporal=temporal,
             events=events,
         )
+        install_image_state_gauge(app, engine, settings)
         yield
         await events.stop()
         engine.dispose()
@@ -53,8 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         responses={500: {"model": ErrorPublic}},
+        dependencies=[Depends(bind_image_log_context)],
     )
     install_error_handlers(app)
+    install_observability(app, ApiMetrics())
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)

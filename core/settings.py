@@ -7,7 +7,7 @@ can construct their own with overrides.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -122,6 +122,19 @@ class Settings(BaseSettings):
     # upload began, and the row is written only once the upload is complete. A day matches
     # the usual "abort incomplete multipart uploads after 1 day" lifecycle rule.
     cleanup_orphan_age_seconds: Annotated[int, Field(ge=3600)] = 24 * 3600
+
+    # Observability
+    # "json": one object per line with image_id, project_id and workflow_id (for collectors).
+    log_format: Literal["json", "text"] = "text"
+    # Where the worker's /metrics servers listen; compose sets 0.0.0.0.
+    metrics_bind_host: str = "127.0.0.1"
+    # The worker's app metrics (prometheus_client); None = off.
+    worker_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # The Temporal SDK's own Prometheus endpoint, which the SDK's core serves itself, so it
+    # needs a port of its own; None = off.
+    worker_sdk_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # GET /metrics counts images by state with one query, cached this long between scrapes.
+    metrics_state_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
 
     @field_validator("database_url")
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from core.settings import Settings
@@ -51,8 +52,13 @@ def connect_options(settings: Settings) -> ConnectOptions:
     )
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
-    return await Client.connect(settings.temporal_address, **connect_options(settings), lazy=lazy)
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
+    """`runtime`: the worker's, when it exports SDK metrics; None is the SDK's default."""
+    return await Client.connect(
+        settings.temporal_address, **connect_options(settings), lazy=lazy, runtime=runtime
+    )
 
 
 def _read(path: Path | None) -> bytes | None:

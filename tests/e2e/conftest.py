@@ -1,10 +1,13 @@
-"""The product as real processes: the API under uvicorn and two `worker.py` processes."""
+"""The product as real processes: two APIs under uvicorn and three `worker.py` processes.
+
+Every process logs JSON, and each worker serves its app and SDK metrics on ports of its own.
+"""
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,20 +21,28 @@ from devstack.processes import ManagedProcess, find_binary, spawn, stop_all, wai
 from devstack.run import AppCommands, api_is_healthy
 from tests.conftest import REPO_ROOT
 
-WORKERS = 2
+WORKERS = 3
 APIS = 2
 STARTUP_SECONDS = 30
 _project_ids = itertools.count(int(time.time()) % 1_000_000 * 100)
 
 
 @dataclass
+class ProductWorker:
+    process: ManagedProcess
+    metrics_url: str  # app metrics (prometheus_client)
+    sdk_metrics_url: str  # the Temporal SDK's own endpoint
+
+
+@dataclass
 class Product:
-    """Two API processes and two workers; uploads and sockets may use either API."""
+    """Two API processes and three workers; uploads and sockets may use either API."""
 
     base_urls: list[str]
     temporal_address: str
     temporal_cli: Path
     processes: list[ManagedProcess] = field(default_factory=list)
+    workers: list[ProductWorker] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -45,6 +56,22 @@ class Product:
 
     def new_project_id(self) -> int:
         return next(_project_ids)
+
+
+def spawn_worker(index: int, argv: Sequence[str], env: dict[str, str], logs: Path) -> ProductWorker:
+    """A worker with metrics ports of its own: several run on this one host."""
+    app_port, sdk_port = free_port(), free_port()
+    worker_env = {
+        **env,
+        "WORKER_METRICS_PORT": str(app_port),
+        "WORKER_SDK_METRICS_PORT": str(sdk_port),
+    }
+    process = spawn(f"worker-{index}", argv, worker_env, logs / f"worker-{index}.log", REPO_ROOT)
+    return ProductWorker(
+        process,
+        f"http://127.0.0.1:{app_port}/metrics",
+        f"http://127.0.0.1:{sdk_port}/metrics",
+    )
 
 
 def wait_for_health(base_url: str, api: ManagedProcess) -> None:
@@ -61,21 +88,21 @@ def product(
 ) -> Iterator[Product]:
     logs = tmp_path_factory.mktemp("product-logs")
     commands = AppCommands()  # the same command lines `make run` uses
-    processes = [
-        spawn(f"worker-{i}", commands.worker, subprocess_env, logs / f"worker-{i}.log", REPO_ROOT)
-        for i in range(WORKERS)
-    ]
+    env = {**subprocess_env, "LOG_FORMAT": "json"}
+    workers = [spawn_worker(i, commands.worker, env, logs) for i in range(WORKERS)]
+    processes = [worker.process for worker in workers]
     apis: dict[str, ManagedProcess] = {}
     for i in range(APIS):
         port = free_port()
         argv = [*commands.api, "--port", str(port)]
         apis[f"http://127.0.0.1:{port}"] = spawn(
-            f"api-{i}", argv, subprocess_env, logs / f"api-{i}.log", REPO_ROOT
+            f"api-{i}", argv, env, logs / f"api-{i}.log", REPO_ROOT
         )
     processes.extend(apis.values())
     try:
         for base_url, api in apis.items():
             wait_for_health(base_url, api)
-        yield Product(list(apis), settings.temporal_address, find_binary("temporal"), processes)
+        temporal_cli = find_binary("temporal")
+        yield Product(list(apis), settings.temporal_address, temporal_cli, processes, workers)
     finally:
         stop_all(list(reversed(processes)), grace=10)
