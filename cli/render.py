@@ -11,11 +11,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from cli.outcome import ImageProgress, UploadOutcome
 
 UUID_WIDTH = 36
+UNBOUNDED_WIDTH = 10_000
 
 
 def plain(console: Console, *parts: object) -> None:
@@ -100,7 +102,18 @@ def status_table(
             escape(error_codes.get(image_id, "")),
             escape(" ".join(present)),
         )
+    if not console.is_terminal:
+        # Piped, each image stays on one line for scripts, however wide that makes it.
+        console = Console(
+            file=console.file, width=_natural_width(console, table), color_system=None
+        )
     console.print(table)
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    """The table's width with no cell wrapped."""
+    unbounded = console.options.update_width(UNBOUNDED_WIDTH)
+    return Measurement.get(console, unbounded, table).maximum
 
 
 def _styled_state(state: str) -> str:

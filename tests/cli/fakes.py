@@ -106,7 +106,8 @@ class Recorded:
 
 def recorded_consoles() -> Recorded:
     out, err = io.StringIO(), io.StringIO()
-    consoles = Consoles(Console(file=out, width=200), Console(file=err, width=200))
+    # 80 columns, like a pipe: long links and table rows must not wrap.
+    consoles = Consoles(Console(file=out, width=80), Console(file=err, width=80))
     return Recorded(consoles, out, err)
 
 
