@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth import AccessControl
 from api.errors import install_error_handlers
 from api.events import EventHub
 from api.resources import Resources
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={500: {"model": ErrorPublic}},
     )
     install_error_handlers(app)
+    app.state.access = AccessControl.from_settings(settings)
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)
