@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.errors import BadRequestError
+from api.auth import AccessControl, Principal
+from api.dependency_errors import dependency_errors
+from api.errors import BadRequestError, ForbiddenError, RateLimitedError
+from api.rate_limit import take_upload_slot
 from api.resources import Resources
 from core.storage import Storage
 
@@ -55,3 +59,62 @@ def get_idempotency_key(
 
 
 IdempotencyKeyDep = Annotated[str | None, Depends(get_idempotency_key)]
+
+
+def get_access(request: Request) -> AccessControl:
+    access: AccessControl = request.app.state.access
+    return access
+
+
+AccessDep = Annotated[AccessControl, Depends(get_access)]
+# auto_error=False: a missing key is our 401 (with our body), not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="An API key; needed once any key is configured.")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def get_principal(resources: ResourcesDep, access: AccessDep, bearer: BearerDep) -> Principal:
+    """The caller's key and scope; 401 without a valid key once any key exists."""
+    with dependency_errors():
+        return access.authenticate(resources.sessions, bearer.credentials if bearer else None)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ProjectIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def get_scoped_project(project_id: ProjectIdPath, principal: PrincipalDep) -> int:
+    """The path's project, or 404 (as for a project that does not exist) outside the scope."""
+    principal.require_project(project_id)
+    return project_id
+
+
+ScopedProjectDep = Annotated[int, Depends(get_scoped_project)]
+
+
+def require_all_projects(principal: PrincipalDep) -> Principal:
+    """For operator routes such as /metrics: a key scoped to every project (or open mode)."""
+    if not principal.all_projects:
+        raise ForbiddenError("this route needs a key scoped to all projects")
+    return principal
+
+
+AllProjectsDep = Annotated[Principal, Depends(require_all_projects)]
+
+
+def count_upload(resources: ResourcesDep, access: AccessDep, principal: PrincipalDep) -> None:
+    """Spend one of the key's uploads this minute; 429 with Retry-After when none is left.
+
+    Runs before the body is read, so a refused upload stores nothing.
+    """
+    limit = access.upload_rate_limit_per_minute
+    if limit == 0 or principal.key_id is None:
+        return
+    with dependency_errors():
+        retry_after = take_upload_slot(resources.sessions, principal.key_id, limit)
+    if retry_after is not None:
+        raise RateLimitedError(
+            f"at most {limit} uploads per minute for this key", retry_after_seconds=retry_after
+        )
+
+
+UploadQuotaDep = Annotated[None, Depends(count_upload)]

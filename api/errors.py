@@ -2,11 +2,14 @@
 
     ApiError                     -> {"error": {"code", "message"}} with its status
     ├── BadRequestError          400 bad_request / malformed multipart
+    ├── UnauthorizedError        401 unauthorized, with WWW-Authenticate: Bearer
+    ├── ForbiddenError           403 forbidden (a key without the scope a route needs)
     ├── NotFoundError            404 not_found
     ├── ConflictError            409 upload_missing, upload_expired, image_failed
     ├── PayloadTooLargeError     413 payload_too_large
     ├── UnsupportedMediaError    415 unsupported_format / unsupported_media_type
     ├── UnprocessableError       422 invalid_image, image_too_large, validation_error
+    ├── RateLimitedError         429 rate_limited, with Retry-After
     └── ServiceUnavailableError  503 dependency_unavailable, with Retry-After
 
 No stack trace ever reaches a client: anything unexpected is logged and answered as
@@ -45,6 +48,19 @@ class BadRequestError(ApiError):
     code = "bad_request"
 
 
+class UnauthorizedError(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class ForbiddenError(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFoundError(ApiError):
     status_code = 404
     code = "not_found"
@@ -68,6 +84,18 @@ class UnsupportedMediaError(ApiError):
 class UnprocessableError(ApiError):
     status_code = 422
     code = "invalid_image"
+
+
+class RateLimitedError(ApiError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class ServiceUnavailableError(ApiError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -89,16 +90,23 @@ class _HeaderSniffer:
                 raise error_for_code(error.code, str(error)) from error
 
 
-async def receive_upload(request: Request, storage: Storage, settings: Settings) -> ReceivedUpload:
-    """Stream the multipart body's file part to S3; undo the object on any rejection."""
+async def receive_upload(
+    request: Request, storage: Storage, settings: Settings, check_project: Callable[[int], None]
+) -> ReceivedUpload:
+    """Stream the multipart body's file part to S3; undo the object on any rejection.
+
+    `check_project` raises for a project the caller may not use: as soon as the field
+    arrives when it comes before the file, else before the object is completed.
+    """
     form = StreamingForm(request.headers.get("content-type"))
     image_id = uuid.uuid4()
     writer = storage.open_writer(
         source_key_for(image_id), "application/octet-stream", ORIGINAL_CACHE_CONTROL
     )
     try:
-        info = await _stream_file(request, form, writer, settings)
+        info = await _stream_file(request, form, writer, settings, check_project)
         project_id = _project_id(form.fields)
+        check_project(project_id)
         await run_in_threadpool(writer.complete)
     except BaseException:
         await run_in_threadpool(_abort_quietly, writer)
@@ -115,18 +123,28 @@ async def receive_upload(request: Request, storage: Storage, settings: Settings)
 
 
 async def _stream_file(
-    request: Request, form: StreamingForm, writer: StreamingWriter, settings: Settings
+    request: Request,
+    form: StreamingForm,
+    writer: StreamingWriter,
+    settings: Settings,
+    check_project: Callable[[int], None],
 ) -> ImageInfo:
     sniffer = _HeaderSniffer(limits_from(settings))
     body_limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if _declared_length(request) > body_limit:
         raise _too_large(settings)  # refused before a byte of the body is read
     body_bytes = 0
+    project_checked = False
     async for chunk in request.stream():
         body_bytes += len(chunk)
         if body_bytes > body_limit:
             raise _too_large(settings)
-        for data in form.feed(chunk):
+        file_data = form.feed(chunk)
+        if not project_checked and "project_id" in form.fields:
+            # Refuse another tenant's upload before streaming its whole file to S3.
+            check_project(_project_id(form.fields))
+            project_checked = True
+        for data in file_data:
             sniffer.feed(data)
             if writer.append(data):
                 await run_in_threadpool(writer.flush_part)

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from api.auth import AccessControl
 from api.errors import install_error_handlers
 from api.events import EventHub
 from api.metrics import ApiMetrics
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(bind_image_log_context)],
     )
     install_error_handlers(app)
+    app.state.access = AccessControl.from_settings(settings)
     install_observability(app, ApiMetrics())
     app.include_router(health.router)
     app.include_router(images.router)

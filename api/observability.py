@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from api.deps import AllProjectsDep
 from api.metrics import (
     ERROR_CODE_SCOPE_KEY,
     STATE_QUERY_TIMEOUT_SECONDS,
@@ -35,8 +36,11 @@ ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
 @router.get("/metrics", response_class=Response)
-async def read_metrics(request: Request) -> Response:
-    """Prometheus metrics of this API process, in the text exposition format."""
+async def read_metrics(request: Request, _: AllProjectsDep) -> Response:
+    """Prometheus metrics of this API process, in the text exposition format.
+
+    Counts span every tenant, so with keys configured only an all-projects key reads them.
+    """
     metrics: ApiMetrics = request.app.state.metrics
     image_states: ImageStateGauge | None = getattr(request.app.state, "image_states", None)
     if image_states is not None:

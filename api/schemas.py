@@ -111,3 +111,14 @@ class HealthPublic(BaseModel):
 class ReadinessPublic(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class WsTokenPublic(BaseModel):
+    """A short-lived token for `/ws/projects/{project_id}`, passed as `?token=`.
+
+    `token` is null when the API is open and has no WS_TOKEN_SECRET: no token is needed.
+    """
+
+    token: str | None
+    expires_at: datetime | None
+    ws_url: str

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.contracts import ImageState
@@ -93,3 +95,31 @@ class Version(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     image: Mapped[Image] = relationship(back_populates="versions")
+
+
+class ApiKey(Base):
+    """A key created by `python -m api.keys`; only the sha256 of the key is kept."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        # A key is scoped to every project, or to a non-empty list of them.
+        CheckConstraint("all_projects OR cardinality(projects) > 0", name="scope"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    all_projects: Mapped[bool] = mapped_column(Boolean)
+    projects: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UploadWindow(Base):
+    """Uploads counted per key per minute (fixed windows), shared by every API process."""
+
+    __tablename__ = "upload_windows"
+
+    key_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    uploads: Mapped[int] = mapped_column(Integer)

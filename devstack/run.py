@@ -188,6 +188,7 @@ def _announce(stack: LocalStack, args: argparse.Namespace, api_url: str) -> None
         f"s3          {env['S3_ENDPOINT_URL']} (bucket {env['S3_BUCKET']}, {s3_note})",
         f"workers     {args.workers} processes (logs: {stack.logs_dir}/worker-*.log)",
         f"api         {api_url}  (docs: {api_url}/docs)",
+        f"auth        {'on (API_KEYS)' if os.environ.get('API_KEYS') else 'off (no API_KEYS; on once python -m api.keys creates one)'}, listening on {LOOPBACK} only",  # noqa: E501
         f"local mode binds {LOOPBACK} only; press Ctrl-C to stop",
     ]
     for line in lines:

@@ -39,11 +39,11 @@ def test_upgrade_check_downgrade_upgrade(empty_database_url: str) -> None:
     config = alembic_config(empty_database_url)
 
     command.upgrade(config, "head")
-    assert table_names(empty_database_url) == {"images", "versions"}
+    assert table_names(empty_database_url) == {"images", "versions", "api_keys", "upload_windows"}
     command.check(config)  # raises if the models and the migrations disagree
 
     command.downgrade(config, "base")
     assert table_names(empty_database_url) == set()
 
     command.upgrade(config, "head")
-    assert table_names(empty_database_url) == {"images", "versions"}
+    assert table_names(empty_database_url) == {"images", "versions", "api_keys", "upload_windows"}

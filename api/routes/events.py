@@ -8,7 +8,10 @@ Messages (JSON):
 - `{"type": "ping"}` after `PING_SECONDS` of silence. A client may send `{"type": "ping"}`
   and gets `{"type": "pong"}`.
 
-A client that cannot keep up is closed with 1013 and should reconnect.
+A client that cannot keep up is closed with 1013 and should reconnect. Once any API key
+exists, a client needs a token from `POST /projects/{id}/ws-token` (`?token=`) or its key
+as `Authorization: Bearer`; a refused socket (bad token or Origin, another tenant's
+project) is closed with 1008.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import AccessControl
+from api.dependency_errors import dependency_errors
+from api.errors import ServiceUnavailableError
 from api.events import Subscription
 from api.resources import Resources
 from api.views import project_public
+from api.ws_admission import ws_refusal
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
@@ -33,12 +40,16 @@ PING_SECONDS = 20.0
 SEND_TIMEOUT_SECONDS = 10.0
 SNAPSHOT_LIMIT = 1000
 TRY_AGAIN_LATER = 1013
+POLICY_VIOLATION = 1008
 
 
 @router.websocket("/ws/projects/{project_id}")
-async def project_events(websocket: WebSocket, project_id: int) -> None:
+async def project_events(websocket: WebSocket, project_id: int, token: str | None = None) -> None:
     resources: Resources = websocket.app.state.resources
+    # Accepted first so that a refusal is a 1008 close with a reason, not a bare HTTP 403.
     await websocket.accept()
+    if not await _admitted(websocket, resources, project_id, token):
+        return
     # Subscribe before reading the snapshot, so no change falls between the two.
     subscription = resources.events.subscribe(project_id)
     try:
@@ -48,6 +59,25 @@ async def project_events(websocket: WebSocket, project_id: int) -> None:
         pass
     finally:
         resources.events.unsubscribe(subscription)
+
+
+async def _admitted(
+    websocket: WebSocket, resources: Resources, project_id: int, token: str | None
+) -> bool:
+    access: AccessControl = websocket.app.state.access
+    try:
+        with dependency_errors():
+            reason = await run_in_threadpool(
+                ws_refusal, access, resources.sessions, websocket.headers, project_id, token
+            )
+    except ServiceUnavailableError:
+        await websocket.close(TRY_AGAIN_LATER, "the database is unavailable; retry")
+        return False
+    if reason is not None:
+        logger.info("refused a WebSocket for project %s: %s", project_id, reason)
+        await websocket.close(POLICY_VIOLATION, reason)
+        return False
+    return True
 
 
 async def _snapshot(resources: Resources, project_id: int) -> dict[str, Any]:

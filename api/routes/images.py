@@ -6,11 +6,18 @@ import logging
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Principal
 from api.dependency_errors import dependency_errors
-from api.deps import IdempotencyKeyDep, ResourcesDep
+from api.deps import (
+    IdempotencyKeyDep,
+    PrincipalDep,
+    ResourcesDep,
+    UploadQuotaDep,
+    get_principal,
+)
 from api.errors import NotFoundError
 from api.ingress import ReceivedUpload, image_row, receive_upload
 from api.progress import RUNNING_STATES, live_progress
@@ -31,7 +38,8 @@ from core.contracts import ImageState, workflow_id_for
 from core.models import Image
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["images"])
+# Every route here needs a key once any exists, whatever its own parameters say.
+router = APIRouter(tags=["images"], dependencies=[Depends(get_principal)])
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -72,11 +80,15 @@ def _accepted(
     "/upload_image",
     status_code=202,
     response_model=ImageAccepted,
-    responses=_errors(400, 413, 415, 422, 503),
+    responses=_errors(400, 401, 404, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_image_upload(
-    request: Request, resources: ResourcesDep, idempotency_key: IdempotencyKeyDep
+    request: Request,
+    resources: ResourcesDep,
+    idempotency_key: IdempotencyKeyDep,
+    principal: PrincipalDep,
+    _quota: UploadQuotaDep,
 ) -> ImageAccepted:
     """Upload a photo (multipart `project_id` + `file`) and start its processing.
 
@@ -84,7 +96,9 @@ async def create_image_upload(
     once the original is stored and its workflow has started; poll `status_url`.
     """
     with dependency_errors():
-        upload = await receive_upload(request, resources.storage, resources.settings)
+        upload = await receive_upload(
+            request, resources.storage, resources.settings, principal.require_project
+        )
     try:
         with dependency_errors():
             image = await run_in_threadpool(
@@ -124,19 +138,22 @@ async def _replay(
     "/images/",
     status_code=201,
     response_model=ImageUploadLink,
-    responses=_errors(422, 503),
+    responses=_errors(401, 404, 422, 429, 503),
 )
 async def create_image_link(
     body: ImageLinkCreate,
     request: Request,
     resources: ResourcesDep,
     idempotency_key: IdempotencyKeyDep,
+    principal: PrincipalDep,
+    _quota: UploadQuotaDep,
 ) -> ImageUploadLink:
     """Get a presigned S3 POST for one file; confirm with `confirm_url` once uploaded.
 
     Send every `params` entry as a form field, then the file as the last field, `file`.
     The link accepts up to `max_bytes` and an `image/*` Content-Type, until `expires_at`.
     """
+    principal.require_project(body.project_id)
     with dependency_errors():
         link = await create_upload_link(resources, body.filename, body.project_id, idempotency_key)
     return ImageUploadLink(
@@ -157,26 +174,28 @@ async def create_image_link(
     "/images/{image_id}/uploaded",
     status_code=202,
     response_model=ImageAccepted,
-    responses=_errors(404, 409, 413, 415, 422, 503),
+    responses=_errors(401, 404, 409, 413, 415, 422, 503),
 )
 async def confirm_image_upload(
-    image_id: uuid.UUID, request: Request, resources: ResourcesDep
+    image_id: uuid.UUID, request: Request, resources: ResourcesDep, principal: PrincipalDep
 ) -> ImageAccepted:
     """Confirm that the file was posted to the upload link; processing starts once it checks out.
 
     409 `upload_missing` if nothing was uploaded yet (the link stays usable), 409
     `upload_expired` after expiry, 413/415/422 if the uploaded file is refused.
     """
-    image = await _load_image(resources, image_id)
+    image = await _load_image(resources, image_id, principal)
     with dependency_errors():
         state = await confirm_upload(resources, image)
     return _accepted(request, image.id, image.project_id, state)
 
 
-@router.get("/images/{image_id}", response_model=ImagePublic, responses=_errors(404))
-async def read_image(image_id: uuid.UUID, resources: ResourcesDep) -> ImagePublic:
+@router.get("/images/{image_id}", response_model=ImagePublic, responses=_errors(401, 404))
+async def read_image(
+    image_id: uuid.UUID, resources: ResourcesDep, principal: PrincipalDep
+) -> ImagePublic:
     """One image: state, dimensions, error, a link per ready version, and live progress."""
-    image = await _load_image(resources, image_id)
+    image = await _load_image(resources, image_id, principal)
     public = await run_in_threadpool(image_public, image, resources.storage)
     if image.state in RUNNING_STATES:
         public.progress = await live_progress(
@@ -185,13 +204,14 @@ async def read_image(image_id: uuid.UUID, resources: ResourcesDep) -> ImagePubli
     return public
 
 
-async def _load_image(resources: Resources, image_id: uuid.UUID) -> Image:
+async def _load_image(resources: Resources, image_id: uuid.UUID, principal: Principal) -> Image:
     def load() -> Image | None:
         with resources.sessions() as session:
             return get_image(session, image_id)
 
     with dependency_errors():
         image = await run_in_threadpool(load)
-    if image is None:
+    # Another tenant's image answers exactly as a missing one.
+    if image is None or not principal.can_use(image.project_id):
         raise NotFoundError(f"image {image_id} does not exist")
     return image

@@ -1,26 +1,37 @@
-"""Projects: every image of a project with its state and links."""
+"""Projects: every image of a project with its state and links, and WebSocket tokens."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from api.deps import SessionDep, StorageDep
+from api.deps import (
+    AccessDep,
+    PrincipalDep,
+    ScopedProjectDep,
+    SessionDep,
+    StorageDep,
+    get_principal,
+)
+from api.errors import ApiError
 from api.queries import count_by_state, list_project_images
-from api.schemas import ProjectImagesPublic, ProjectPublic
+from api.schemas import ErrorPublic, ProjectImagesPublic, ProjectPublic, WsTokenPublic
 from api.views import image_summary, project_public
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+logger = logging.getLogger(__name__)
+# Every route here needs a key once any exists, whatever its own parameters say.
+router = APIRouter(prefix="/projects", tags=["projects"], dependencies=[Depends(get_principal)])
 
-ProjectIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
+_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorPublic} for status in (401, 404)}
 
 
-@router.get("/{project_id}", response_model=ProjectPublic)
+@router.get("/{project_id}", response_model=ProjectPublic, responses=_ERRORS)
 def read_project(
-    project_id: ProjectIdPath,
+    project_id: ScopedProjectDep,
     session: SessionDep,
     storage: StorageDep,
     limit: Limit = 1000,
@@ -30,9 +41,9 @@ def read_project(
     return project_public(session, storage, project_id, limit, offset)
 
 
-@router.get("/{project_id}/images", response_model=ProjectImagesPublic)
+@router.get("/{project_id}/images", response_model=ProjectImagesPublic, responses=_ERRORS)
 def read_project_images(
-    project_id: ProjectIdPath,
+    project_id: ScopedProjectDep,
     session: SessionDep,
     storage: StorageDep,
     limit: Limit = 100,
@@ -47,3 +58,24 @@ def read_project_images(
         offset=offset,
         total=sum(counts.values()),
     )
+
+
+@router.post("/{project_id}/ws-token", response_model=WsTokenPublic, responses=_ERRORS)
+def create_ws_token(
+    project_id: ScopedProjectDep, principal: PrincipalDep, access: AccessDep, request: Request
+) -> WsTokenPublic:
+    """A token for the project's WebSocket, valid for WS_TOKEN_TTL_SECONDS.
+
+    Browsers cannot send an Authorization header on a WebSocket, so they connect to
+    `ws_url` (which carries the token as `?token=`) instead.
+    """
+    http_url = str(request.url_for("project_events", project_id=project_id))
+    ws_url = "ws" + http_url.removeprefix("http")
+    if access.ws_tokens is None:
+        if principal.key_id is not None:
+            # Keys stored in Postgres were created, but the API was started without a secret.
+            logger.error("a WebSocket token was asked for, but WS_TOKEN_SECRET is not set")
+            raise ApiError("WS_TOKEN_SECRET is not configured", code="ws_token_secret_missing")
+        return WsTokenPublic(token=None, expires_at=None, ws_url=ws_url)
+    token, expires_at = access.ws_tokens.issue(project_id, principal.key_id or "open")
+    return WsTokenPublic(token=token, expires_at=expires_at, ws_url=f"{ws_url}?token={token}")

@@ -6,6 +6,7 @@ Every process logs JSON, and each worker serves its app and SDK metrics on ports
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -106,3 +107,81 @@ def product(
         yield Product(list(apis), settings.temporal_address, temporal_cli, processes, workers)
     finally:
         stop_all(list(reversed(processes)), grace=10)
+
+
+@dataclass
+class Tenant:
+    """A key and the one project it may use."""
+
+    key: str
+    project_id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@dataclass
+class KeyedProduct:
+    """Two more API processes started with API_KEYS; the `product` fixture's workers serve them."""
+
+    base_urls: list[str]
+    tenant_a: Tenant
+    tenant_b: Tenant
+    rate_tenant: Tenant  # the only key that spends its upload budget on purpose
+    operator_key: str  # scoped to every project
+    ws_token_secret: str
+    allowed_origin: str
+    upload_rate_limit: int
+    link_expiry_seconds: int
+
+    def client(self, api: int = 0, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.base_urls[api], timeout=30, headers=headers)
+
+    def ws_url(self, project_id: int, api: int = 0, token: str | None = None) -> str:
+        url = self.base_urls[api].replace("http://", "ws://") + f"/ws/projects/{project_id}"
+        return f"{url}?token={token}" if token is not None else url
+
+
+@pytest.fixture(scope="session")
+def keyed_product(
+    product: Product, subprocess_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KeyedProduct]:
+    tenants = [Tenant(secrets.token_urlsafe(32), product.new_project_id()) for _ in range(3)]
+    operator_key = secrets.token_urlsafe(32)
+    keyed = KeyedProduct(
+        [],
+        tenant_a=tenants[0],
+        tenant_b=tenants[1],
+        rate_tenant=tenants[2],
+        operator_key=operator_key,
+        ws_token_secret=secrets.token_urlsafe(32),
+        allowed_origin="http://allowed.example",
+        upload_rate_limit=5,
+        link_expiry_seconds=120,
+    )
+    api_keys = ";".join([*(f"{t.key}:{t.project_id}" for t in tenants), f"{operator_key}:*"])
+    env = {
+        **subprocess_env,
+        "API_KEYS": api_keys,
+        "WS_TOKEN_SECRET": keyed.ws_token_secret,
+        "WS_ALLOWED_ORIGINS": keyed.allowed_origin,
+        "UPLOAD_RATE_LIMIT_PER_MINUTE": str(keyed.upload_rate_limit),
+        "LINK_EXPIRY_SECONDS": str(keyed.link_expiry_seconds),
+    }
+    logs = tmp_path_factory.mktemp("keyed-api-logs")
+    apis: dict[str, ManagedProcess] = {}
+    for i in range(APIS):
+        port = free_port()
+        argv = [*AppCommands().api, "--port", str(port)]
+        apis[f"http://127.0.0.1:{port}"] = spawn(
+            f"keyed-api-{i}", argv, env, logs / f"keyed-api-{i}.log", REPO_ROOT
+        )
+    try:
+        for base_url, api in apis.items():
+            wait_for_health(base_url, api)
+        keyed.base_urls = list(apis)
+        yield keyed
+    finally:
+        stop_all(list(apis.values()), grace=10)

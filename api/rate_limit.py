@@ -1,0 +1,43 @@
+"""Uploads per key per minute, counted in Postgres.
+
+Every API process shares the counter, so the limit holds however many processes run (a
+counter in each process would let N processes accept N times the limit). The window is a
+fixed UTC minute: one upsert per upload, and the key's older windows are dropped on the way.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.models import UploadWindow
+
+WINDOW_SECONDS = 60
+
+
+def take_upload_slot(sessions: sessionmaker[Session], key_id: str, limit: int) -> int | None:
+    """Count one upload for `key_id`; None if within `limit`, else seconds until the next window."""
+    window = func.date_trunc("minute", func.now())
+    count_it = (
+        insert(UploadWindow)
+        .values(key_id=key_id, window_start=window, uploads=1)
+        .on_conflict_do_update(
+            index_elements=[UploadWindow.key_id, UploadWindow.window_start],
+            set_={"uploads": UploadWindow.uploads + 1},
+        )
+        .returning(UploadWindow.uploads, func.extract("epoch", func.now() - window))
+    )
+    with sessions() as session:
+        uploads, elapsed = session.execute(count_it).one()
+        session.execute(
+            delete(UploadWindow).where(
+                UploadWindow.key_id == key_id, UploadWindow.window_start < window
+            )
+        )
+        session.commit()
+    if uploads <= limit:
+        return None
+    return max(1, math.ceil(WINDOW_SECONDS - float(elapsed)))
