@@ -126,7 +126,8 @@ class ImageActivities:
     def resize(self, request: ResizeInput) -> ResizeResult:
         """Make one size from the working copy; rerunning it overwrites the same key and row."""
         rendered = self._render(request)
-        activity.heartbeat("encoded")
+        if not request.from_memory:  # renders from memory are bounded by a short timeout
+            activity.heartbeat("encoded")
         key = version_key_for(
             request.project_id, request.image_id, request.version, rendered.extension
         )

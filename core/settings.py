@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # Decoded copies a worker holds for its pending resizes (about 14 MB per image fitted
     # to 2500x1875 RGB); beyond this the oldest are dropped and their images re-prepared.
     worker_working_copies_mb: Annotated[int, Field(ge=16)] = 1024
+    # Run workflow code in Temporal's sandbox (see worker.workflow_runner for the cost).
+    worker_workflow_sandbox: bool = False
     # Threads inside each libvips operation; parallelism comes from concurrent activities.
     worker_vips_threads: Annotated[int, Field(ge=1, le=64)] = 1
 

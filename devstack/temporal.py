@@ -55,6 +55,11 @@ def start_temporal(
     return TemporalService(process, address, f"http://{LOOPBACK}:{ui_port}")
 
 
+# An activity scheduled by a workflow task goes straight back to the worker that completed
+# that task, if it has a free slot, instead of through the task queue's matching.
+DYNAMIC_CONFIG = {"system.enableActivityEagerExecution": "true"}
+
+
 def _server_argv(data_dir: Path, port: int, ui_port: int) -> list[str]:
     # Left unset, the HTTP API and metrics ports are picked by the server; pinning them to
     # ports we probed keeps them on loopback and out of the way of a parallel stack.
@@ -71,6 +76,7 @@ def _server_argv(data_dir: Path, port: int, ui_port: int) -> list[str]:
         "--sqlite-pragma", "synchronous=normal",
         *(f"--search-attribute={name}={kind}" for name, kind in SEARCH_ATTRIBUTES.items()),
         "--log-level", "warn",
+        *(f"--dynamic-config-value={key}={value}" for key, value in DYNAMIC_CONFIG.items()),
     ]  # fmt: skip
 
 

@@ -56,6 +56,9 @@ with workflow.unsafe.imports_passed_through():
 RENDER_WHERE_PREPARED = "render-where-prepared"
 PREPARE_TIMEOUT = timedelta(minutes=2)
 RESIZE_TIMEOUT = timedelta(minutes=1)
+# A render from memory takes well under a second; it sends no heartbeats (each one is a
+# write in Temporal's history store), so this bound is what notices a vanished worker.
+RENDER_TIMEOUT = timedelta(seconds=30)
 # How long a resize may wait for the preparing worker before the image is prepared again
 # elsewhere. Not retried: a worker that does not poll within this time is presumed gone.
 RENDER_START_TIMEOUT = timedelta(seconds=30)
@@ -137,15 +140,31 @@ class ImageProcessingWorkflow:
         except ActivityError as error:
             await self._fail(request, working_key, _error_code(error), str(error.cause or error))
             raise self._final_error(request) from error
+        await self._finish(request, working_key, in_memory)
+        self._status.state = ImageState.DONE.value
+        return ImageProcessingResult(request.image_id, ImageState.DONE.value, versions)
+
+    async def _finish(
+        self, request: ImageProcessingInput, working_key: str, in_memory: bool
+    ) -> None:
+        if in_memory:
+            # One short Postgres update: as a local activity it runs in the workflow task
+            # that saw the last size done, without a round trip through a task queue.
+            await workflow.execute_local_activity(
+                FINISH_ACTIVITY,
+                FinishInput(request.image_id, working_key=None),
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                schedule_to_close_timeout=RECORD_BUDGET,
+                retry_policy=RECORD_RETRY,
+            )
+            return
         await workflow.execute_activity(
             FINISH_ACTIVITY,
-            FinishInput(request.image_id, working_key=None if in_memory else working_key),
+            FinishInput(request.image_id, working_key=working_key),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             schedule_to_close_timeout=RECORD_BUDGET,
             retry_policy=RECORD_RETRY,
         )
-        self._status.state = ImageState.DONE.value
-        return ImageProcessingResult(request.image_id, ImageState.DONE.value, versions)
 
     async def _await_upload(self, request: ImageProcessingInput, working_key: str) -> None:
         """Durably wait for the confirmation; on expiry, leave nothing behind."""
@@ -279,8 +298,8 @@ class ImageProcessingWorkflow:
             result_type=ResizeResult,
             task_queue=prepared.render_queue,
             schedule_to_start_timeout=RENDER_START_TIMEOUT if from_memory else None,
-            start_to_close_timeout=RESIZE_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            start_to_close_timeout=RENDER_TIMEOUT if from_memory else RESIZE_TIMEOUT,
+            heartbeat_timeout=None if from_memory else HEARTBEAT_TIMEOUT,
             retry_policy=self._retry,
         )
         self._status.versions_done.append(preset.name)
