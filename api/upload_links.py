@@ -39,6 +39,7 @@ from core.contracts import (
     UploadConfirmation,
     workflow_id_for,
 )
+from core.logging import bind_image_context
 from core.models import Image
 from core.storage import ObjectMissingError
 
@@ -76,6 +77,9 @@ async def create_upload_link(
         request_fingerprint=fingerprint if idempotency_key else None,
     )
     image = await run_in_threadpool(register_image, resources.sessions, row)
+    bind_image_context(
+        image_id=image.id, project_id=image.project_id, workflow_id=workflow_id_for(str(image.id))
+    )
     if image.id != image_id:
         check_replay(image, fingerprint)
         if image.state != ImageState.INIT:

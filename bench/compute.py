@@ -19,12 +19,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.images import camera_jpeg
 from core import vips_engine
 from core.imaging import decode_source, render_decoded
 from core.inspection import Limits
 from core.presets import PRESETS, fit_within, largest_box
 from core.settings import Settings
-from tests.factories import jpeg_bytes
 
 logger = logging.getLogger("bench.compute")
 LIMITS = Limits(max_pixels=100_000_000, max_side=20_000)
@@ -90,7 +90,7 @@ def measure(repeats: int) -> dict[str, dict[str, float]]:
     """CPU milliseconds of every task on every input, all in this one run."""
     results: dict[str, dict[str, float]] = {}
     for label, (width, height) in INPUTS.items():
-        data = jpeg_bytes(width, height)
+        data = camera_jpeg(width, height)
         results[label] = {
             name: cpu_seconds(task, data, repeats) * 1000 for name, task in TASKS.items()
         }

@@ -41,6 +41,7 @@ from bench.common import (
     upload,
 )
 from bench.compute import cpu_seconds, draft_cascade, project_pipeline
+from bench.images import camera_jpeg
 from tests.factories import jpeg_bytes
 
 logger = logging.getLogger("bench.e2e")
@@ -53,11 +54,10 @@ IDLE_PAUSE_SECONDS = 3.0
 
 
 def make_images(count: int) -> list[bytes]:
-    """Deterministic 12 MP JPEGs, each a few pixels off 4000x3000 so none is identical."""
-    return [
-        jpeg_bytes(4000 + (index * 5) % 17 - 8, 3000 + (index * 11) % 17 - 8)
-        for index in range(count)
-    ]
+    """Deterministic 12 MP JPEGs of about 3.8 MB; eight distinct ones (each takes a
+    second to make), in turn."""
+    distinct = [camera_jpeg(4000, 3000, seed=seed) for seed in range(min(count, 8))]
+    return [distinct[index % len(distinct)] for index in range(count)]
 
 
 def baseline_rate(images: Sequence[bytes], processes: int) -> float:
@@ -231,7 +231,7 @@ def summarize(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--keep-logs", type=Path, help="copy the services' logs here")

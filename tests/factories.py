@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import io
+import random
 
 from PIL import Image, ImageDraw
 
 EXIF_ORIENTATION = 0x0112
 
 
-def photo(width: int, height: int) -> Image.Image:
-    """A photo-like RGB image: smooth gradients plus detail, so encoders do real work."""
+def photo(width: int, height: int, seed: int | None = None) -> Image.Image:
+    """A photo-like RGB image: smooth gradients plus detail, so encoders do real work.
+
+    With a `seed`, the same pixels every time (benchmarks); else Pillow's own noise.
+    """
     red = Image.linear_gradient("L").resize((width, height))
     green = Image.radial_gradient("L").resize((width, height))
-    blue = Image.effect_noise((max(1, width // 8), max(1, height // 8)), 40).resize(
+    blue = _noise((max(1, width // 8), max(1, height // 8)), seed).resize(
         (width, height), Image.Resampling.BICUBIC
     )
     image = Image.merge("RGB", (red, green, blue))
@@ -21,6 +25,14 @@ def photo(width: int, height: int) -> Image.Image:
         (width // 10, height // 10, width // 4, height // 4), fill=(200, 30, 30)
     )
     return image
+
+
+def _noise(size: tuple[int, int], seed: int | None, sigma: float = 40) -> Image.Image:
+    if seed is None:
+        return Image.effect_noise(size, sigma)
+    rng = random.Random(seed)
+    levels = (min(255, max(0, round(rng.gauss(128, sigma)))) for _ in range(size[0] * size[1]))
+    return Image.frombytes("L", size, bytes(levels))
 
 
 def jpeg_bytes(

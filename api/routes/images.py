@@ -35,6 +35,7 @@ from api.schemas import ErrorPublic, ImageAccepted, ImageLinkCreate, ImagePublic
 from api.upload_links import confirm_upload, create_upload_link
 from api.views import image_public
 from core.contracts import ImageState, workflow_id_for
+from core.logging import bind_image_context
 from core.models import Image
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,9 @@ async def create_image_upload(
     except BaseException:
         await run_in_threadpool(discard_object, resources.storage, upload.source_key)
         raise
+    bind_image_context(
+        image_id=image.id, project_id=image.project_id, workflow_id=workflow_id_for(str(image.id))
+    )
     if image.id != upload.image_id:
         return await _replay(request, resources, image, upload)
     try:

@@ -51,26 +51,34 @@ async def test_two_apis_and_three_workers_share_the_work(
         assert image["state"] == "done", image
         assert all(image["versions"][preset.name] for preset in PRESETS), image
 
-    runs = await activity_runs_by_identity(temporal_client, uploaded)
+    runs, workers_per_image = await activity_runs_by_identity(temporal_client, uploaded)
     logger.info("activities per worker identity: %s", dict(runs))
     pids = {str(worker.process.pid) for worker in product.workers}
     assert {identity.split("@")[0] for identity in runs} <= pids, runs
     assert len(runs) >= 2, f"one worker did everything: {dict(runs)}"
-    assert sum(runs.values()) >= IMAGES * (1 + len(PRESETS) + 1)  # prepare, resizes, finish
+    assert sum(runs.values()) >= IMAGES * (1 + len(PRESETS))  # prepare, resizes
+    # Each image's resizes ran on the worker that prepared it, from its in-memory copy.
+    assert all(len(identities) == 1 for identities in workers_per_image), workers_per_image
     await assert_listed_for_project(clients_base=product.base_urls, project_id=project_id)
 
 
 async def activity_runs_by_identity(
     client: Client, image_ids: list[str]
-) -> collections.Counter[str]:
-    """How many activities each worker identity started, over these images' histories."""
+) -> tuple[collections.Counter[str], list[set[str]]]:
+    """How many activities each worker identity started, over these images' histories,
+    and for each image the identities that ran its activities."""
     runs: collections.Counter[str] = collections.Counter()
+    per_image = []
     for image_id in image_ids:
         history = await client.get_workflow_handle(workflow_id_for(image_id)).fetch_history()
+        identities = set()
         for event in history.events:
             if event.HasField("activity_task_started_event_attributes"):
-                runs[event.activity_task_started_event_attributes.identity] += 1
-    return runs
+                identity = event.activity_task_started_event_attributes.identity
+                runs[identity] += 1
+                identities.add(identity)
+        per_image.append(identities)
+    return runs, per_image
 
 
 async def assert_listed_for_project(clients_base: list[str], project_id: int) -> None:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client, WorkflowFailureError
 
+from core.contracts import workflow_id_for
 from core.presets import PRESETS, fit_within
 from core.settings import Settings
 from core.storage import ObjectMissingError, Storage
 from tests.api.conftest import serve
 from tests.e2e.conftest import Product
-from tests.e2e.helpers import download, eventually, wait_until_final
+from tests.e2e.helpers import DONE_WITHIN_SECONDS, download, eventually, wait_until_final
 from tests.factories import jpeg_bytes
 
 
@@ -73,7 +76,7 @@ async def test_confirming_before_uploading_is_refused(product: Product) -> None:
 
 
 async def test_an_uploaded_file_that_is_not_an_image_is_refused(
-    product: Product, storage: Storage
+    product: Product, storage: Storage, temporal_client: Client
 ) -> None:
     async with product.client() as client:
         link = await create_link(client, product.new_project_id(), "notes.png")
@@ -85,7 +88,11 @@ async def test_an_uploaded_file_that_is_not_an_image_is_refused(
         )
         image = await wait_until_final(client, link["image_id"])
     assert (image["state"], image["error"]["code"]) == ("error", "unsupported_format")
-    await eventually(lambda: assert_gone(storage, f"originals/{link['image_id']}"))
+    # The refused file is removed after the error is recorded, before the workflow ends.
+    handle = temporal_client.get_workflow_handle(workflow_id_for(link["image_id"]))
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), DONE_WITHIN_SECONDS)
+    assert_gone(storage, f"originals/{link['image_id']}")
 
 
 @pytest.fixture
