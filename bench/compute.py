@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench import memory
 from bench.images import camera_jpeg
 from core import vips_engine
 from core.imaging import decode_source, render_decoded
@@ -84,6 +85,7 @@ TASKS: dict[str, Callable[[bytes], None]] = {
     "project pipeline": project_pipeline,
 }
 INPUTS = {"24 MP JPEG": (6000, 4000), "12 MP JPEG": (4000, 3000)}
+WORKER_SLOTS = Settings().worker_max_concurrent_activities
 
 
 def measure(repeats: int) -> dict[str, dict[str, float]]:
@@ -95,6 +97,16 @@ def measure(repeats: int) -> dict[str, dict[str, float]]:
             name: cpu_seconds(task, data, repeats) * 1000 for name, task in TASKS.items()
         }
     return results
+
+
+def report_memory() -> dict[str, float]:
+    """The target: at most 150 MB above a worker's baseline per in-flight 24 MP image."""
+    per_image = {
+        f"{count} in flight": memory.mb_per_image_in_flight(count) for count in (1, WORKER_SLOTS)
+    }
+    for label, mb in per_image.items():
+        logger.info("worker memory per 24 MP image, %-12s %5.0f MB (target <= 150)", label, mb)
+    return per_image
 
 
 def report(results: dict[str, dict[str, float]]) -> dict[str, object]:
@@ -132,6 +144,7 @@ def main() -> None:
     logging.getLogger("pyvips").setLevel(logging.WARNING)
     vips_engine.configure(Settings().worker_vips_threads)  # as the worker runs it
     summary = report(measure(args.repeats))
+    summary["worker_mb_per_24mp_image"] = report_memory()
     args.output.write_text(json.dumps({"compute": summary}, indent=2) + "\n")
     logger.info("wrote %s", args.output)
 
