@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -17,6 +17,8 @@ from tests.e2e.conftest import Product
 from tests.e2e.helpers import upload, wait_until_final
 from tests.factories import jpeg_bytes
 from tests.metrics_text import sample_names, sample_value
+
+T = TypeVar("T")
 
 METRICS_WITHIN_SECONDS = 15
 
@@ -69,25 +71,29 @@ async def eventually_scraped(
     api: httpx.AsyncClient, path: str, check: Callable[[str], None]
 ) -> None:
     """The images gauge is cached for a few seconds: retry until it catches up."""
-    deadline = time.monotonic() + METRICS_WITHIN_SECONDS
-    while True:
-        text = (await api.get(path)).text
-        try:
-            check(text)
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(1)
+
+    async def scrape() -> str:
+        return (await api.get(path)).text
+
+    await until_checked(scrape, check)
 
 
 async def eventually_summed(product: Product, check: Callable[[list[str]], None]) -> None:
     """Any worker may have run any activity, so the series are summed over all of them."""
+
+    async def scrape() -> list[str]:
+        return await scrape_texts([worker.metrics_url for worker in product.workers])
+
+    await until_checked(scrape, check)
+
+
+async def until_checked(fetch: Callable[[], Awaitable[T]], check: Callable[[T], None]) -> None:
+    """Fetch and check again, once a second, until the check passes or time is up."""
     deadline = time.monotonic() + METRICS_WITHIN_SECONDS
     while True:
-        texts = await scrape_texts([worker.metrics_url for worker in product.workers])
+        value = await fetch()
         try:
-            check(texts)
+            check(value)
             return
         except AssertionError:
             if time.monotonic() > deadline:
