@@ -85,25 +85,19 @@ class ImageActivities:
             source_path = scratch / "source"
             self._download(request.source_key, source_path)
             activity.heartbeat("downloaded")
-            if not request.render_versions:
-                return self._prepare_through_storage(request, source_path, scratch / "working")
             with _as_application_error():
                 decoded = decode_source(source_path, self._limits)
+            if not request.render_versions:
+                self._store_working_copy(request.working_key, decoded, scratch / "working")
+                return self._prepared(request, decoded, render_queue=None)
         self._copies.keep(request.image_id, decoded, request.render_versions)
         return self._prepared(request, decoded, render_queue=self._render_queue)
 
-    def _prepare_through_storage(
-        self, request: PrepareInput, source_path: Path, working_path: Path
-    ) -> PreparedImage:
+    def _store_working_copy(self, key: str, decoded: DecodedImage, working_path: Path) -> None:
         """For workflows started before `render-where-prepared`: the copy goes to S3."""
-        with _as_application_error():
-            decoded = decode_source(source_path, self._limits)
         activity.heartbeat("decoded")
         save_working_copy(decoded, working_path)
-        self._storage.upload_file(
-            request.working_key, working_path, "application/octet-stream", "private"
-        )
-        return self._prepared(request, decoded, render_queue=None)
+        self._storage.upload_file(key, working_path, "application/octet-stream", "private")
 
     def _prepared(
         self, request: PrepareInput, decoded: DecodedImage, render_queue: str | None

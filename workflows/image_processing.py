@@ -359,10 +359,15 @@ def _copy_lost(error: BaseException) -> bool:
     return isinstance(cause, ApplicationError) and cause.type == ErrorCode.WORKING_COPY_LOST
 
 
+# The codes an image's error may carry. Not `working_copy_lost`: a lost copy was prepared
+# again already, so when it ends an image, the image simply failed.
+_RECORDED_ERROR_TYPES = frozenset(NON_RETRYABLE_ERROR_TYPES + TRANSIENT_ERROR_TYPES) - {
+    ErrorCode.WORKING_COPY_LOST
+}
+
+
 def _error_code(error: ActivityError) -> str:
     cause = error.cause
-    known = set(NON_RETRYABLE_ERROR_TYPES) | set(TRANSIENT_ERROR_TYPES)
-    known.discard(ErrorCode.WORKING_COPY_LOST)  # lost copies were retried: the image failed
-    if isinstance(cause, ApplicationError) and cause.type in known:
+    if isinstance(cause, ApplicationError) and cause.type in _RECORDED_ERROR_TYPES:
         return cause.type
     return ErrorCode.PROCESSING_FAILED.value
