@@ -5,9 +5,11 @@ Nothing is kept for a rejected request: the object is removed on any error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -16,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import (
     BadRequestError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     UnprocessableError,
     error_for_code,
 )
@@ -135,7 +138,7 @@ async def _stream_file(
         raise _too_large(settings)  # refused before a byte of the body is read
     body_bytes = 0
     project_checked = False
-    async for chunk in request.stream():
+    async for chunk in paced(request.stream(), UploadPace.from_settings(settings)):
         body_bytes += len(chunk)
         if body_bytes > body_limit:
             raise _too_large(settings)
@@ -156,6 +159,50 @@ async def _stream_file(
     if writer.bytes_written == 0:
         raise UnprocessableError("the file is empty", code=ErrorCode.INVALID_IMAGE)
     return sniffer.finish()
+
+
+@dataclass(frozen=True)
+class UploadPace:
+    """An upload's overall deadline, and the average rate it must keep after a grace period."""
+
+    deadline_seconds: float
+    min_bytes_per_second: int
+    grace_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadPace:
+        return cls(
+            settings.upload_deadline_seconds,
+            settings.upload_min_bytes_per_second,
+            settings.upload_rate_grace_seconds,
+        )
+
+    def seconds_allowed(self, received: int) -> float:
+        """How long after the start the next byte may arrive, having `received` so far."""
+        if self.min_bytes_per_second == 0:
+            return self.deadline_seconds
+        behind_after = self.grace_seconds + (received + 1) / self.min_bytes_per_second
+        return min(self.deadline_seconds, behind_after)
+
+
+async def paced(chunks: AsyncIterator[bytes], pace: UploadPace) -> AsyncIterator[bytes]:
+    """The body's chunks, or 408 once the client falls behind its pace (slow-loris)."""
+    started = time.monotonic()
+    received = 0
+    while True:
+        remaining = started + pace.seconds_allowed(received) - time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"the upload is too slow: it must finish within {pace.deadline_seconds:g} s "
+                f"and average {pace.min_bytes_per_second} bytes/s"
+            ) from None
+        received += len(chunk)
+        yield chunk
 
 
 def _declared_length(request: Request) -> int:

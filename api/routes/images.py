@@ -16,9 +16,11 @@ from api.deps import (
     PrincipalDep,
     ResourcesDep,
     UploadQuotaDep,
+    UploadSlotDep,
     get_principal,
 )
 from api.errors import NotFoundError
+from api.guard import GuardedRoute
 from api.ingress import ReceivedUpload, image_row, receive_upload
 from api.progress import RUNNING_STATES, live_progress
 from api.queries import get_image
@@ -40,7 +42,7 @@ from core.models import Image
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
-router = APIRouter(tags=["images"], dependencies=[Depends(get_principal)])
+router = APIRouter(tags=["images"], dependencies=[Depends(get_principal)], route_class=GuardedRoute)
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -77,11 +79,15 @@ def _accepted(
     )
 
 
+# Its body streams to S3 under its own bounds (MAX_UPLOAD_BYTES, the deadline and rate).
+DIRECT_UPLOAD_ROUTE = "/upload_image"
+
+
 @router.post(
-    "/upload_image",
+    DIRECT_UPLOAD_ROUTE,
     status_code=202,
     response_model=ImageAccepted,
-    responses=_errors(400, 401, 404, 413, 415, 422, 429, 503),
+    responses=_errors(400, 401, 404, 408, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_image_upload(
@@ -90,6 +96,7 @@ async def create_image_upload(
     idempotency_key: IdempotencyKeyDep,
     principal: PrincipalDep,
     _quota: UploadQuotaDep,
+    _slot: UploadSlotDep,
 ) -> ImageAccepted:
     """Upload a photo (multipart `project_id` + `file`) and start its processing.
 
@@ -142,7 +149,7 @@ async def _replay(
     "/images/",
     status_code=201,
     response_model=ImageUploadLink,
-    responses=_errors(401, 404, 422, 429, 503),
+    responses=_errors(401, 404, 413, 422, 429, 503),
 )
 async def create_image_link(
     body: ImageLinkCreate,

@@ -38,7 +38,7 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "s3": "ok", "temporal": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "s3": "ok", "temporal": "ok", "auth": "ok"}
 
 
 async def test_readiness_names_the_dependency_that_is_down(
