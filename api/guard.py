@@ -19,6 +19,7 @@ is among its dependencies, and that dependency then answers the principal found 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AccessControl, Principal
 from api.dependency_errors import dependency_errors
-from api.errors import PayloadTooLargeError, error_body
+from api.errors import ApiError, PayloadTooLargeError, error_body
 from api.metrics import ERROR_CODE_SCOPE_KEY
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -47,6 +48,10 @@ DEFAULT_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
 )
 DEFAULT_CSP = b"default-src 'none'; frame-ancestors 'none'"
+# A refused request's small body is read and dropped before the answer: closing a socket
+# with unread bytes resets it, and the client may lose the answer. A larger one is not read.
+DRAIN_MAX_BYTES = 64 * 1024
+DRAIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class RequestGuard:
             return
         headers = Headers(scope=scope)
         if not self._host_allowed(headers.get("host")):
+            await drain(receive, headers, scope["type"])
             await _refuse(scope, send, 400, "host_not_allowed", "this Host is not served here")
             return
         if scope["type"] == "websocket":
@@ -87,6 +93,7 @@ class RequestGuard:
             return
         if self.policy.open_mode and scope["method"] in UNSAFE_METHODS and _cross_site(headers):
             message = "cross-site requests are refused while the API needs no key"
+            await drain(receive, headers, scope["type"])
             await _refuse(scope, send, 403, "cross_site_request", message)
             return
         await self.app(scope, receive, _with_security_headers(send))
@@ -108,13 +115,33 @@ class GuardedRoute(APIRoute):
 
         async def guarded_handler(request: Request) -> Response:
             policy: GuardPolicy = request.app.state.guard_policy
-            if policy.principal_dependency in calls:
-                request.state.principal = await _authenticate(request)
-            if path not in policy.streaming_routes:
-                request = _bounded(request, policy.json_body_max_bytes)
+            try:
+                if policy.principal_dependency in calls:
+                    request.state.principal = await _authenticate(request)
+                if path not in policy.streaming_routes:
+                    request = _bounded(request, policy.json_body_max_bytes)
+            except ApiError:
+                await drain(request.receive, request.headers, "http")
+                raise
             return await handler(request)
 
         return guarded_handler
+
+
+async def drain(receive: Receive, headers: Headers, scope_type: str) -> None:
+    """Read and drop a refused request's body, if it is small and comes at once."""
+    if scope_type != "http" or _declared_length(headers) > DRAIN_MAX_BYTES:
+        return
+    received = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while received <= DRAIN_MAX_BYTES:
+                message = await receive()
+                received += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    return
+    except TimeoutError:
+        return
 
 
 def principal_from_state(state: Any) -> Principal | None:
