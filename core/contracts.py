@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     IMAGE_TOO_LARGE = "image_too_large"
     TOO_MANY_FRAMES = "too_many_frames"
+    METADATA_TOO_LARGE = "metadata_too_large"
     SOURCE_MISSING = "source_missing"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UPLOAD_MISSING = "upload_missing"
@@ -58,6 +59,7 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.UNSUPPORTED_FORMAT,
     ErrorCode.IMAGE_TOO_LARGE,
     ErrorCode.TOO_MANY_FRAMES,
+    ErrorCode.METADATA_TOO_LARGE,
     ErrorCode.SOURCE_MISSING,
     ErrorCode.PAYLOAD_TOO_LARGE,
     ErrorCode.UPLOAD_MISSING,
