@@ -105,7 +105,9 @@ def main(
     stack = LocalStack(args.data_dir, ports=ports, database="imgproc")
     try:
         _refuse_busy_ports(stack, args.api_port)
-        with orphan_watchdog(REPO_ROOT), stack:
+        with orphan_watchdog(REPO_ROOT) as watchdog, stack:
+            if stack.s3 is not None:
+                watchdog.remove_on_exit(stack.s3.unix_sockets())
             return _serve(stack, args, commands or AppCommands(), Supervisor(policy))
     except ShutdownRequested as request:
         logger.info("stopped after %s", request)

@@ -7,7 +7,8 @@ their own children, such as the Postgres server that pg_ctl detaches into a sess
 own. However the launcher exits, the pipe then reaches end-of-file, and the watchdog
 SIGKILLs every process still carrying the mark, with its descendants (Postgres children
 overwrite their environment with their process title, so they are found through their
-parent). After a clean shutdown it finds nothing and exits quietly.
+parent), then deletes the files the launcher named on the pipe. After a clean shutdown it
+finds nothing and exits quietly.
 
 Linux only: it reads /proc.
 """
@@ -22,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 logger = logging.getLogger("devstack.watchdog")
@@ -32,8 +33,22 @@ SWEEP_SECONDS = 10.0
 _PROC = Path("/proc")
 
 
+class Watchdog:
+    """The launcher's end of the pipe to the watchdog process."""
+
+    def __init__(self, pipe: int) -> None:
+        self._pipe = pipe
+
+    def remove_on_exit(self, paths: Iterable[Path]) -> None:
+        """Have the watchdog delete `paths`, which the launcher's children leave when killed."""
+        try:
+            os.write(self._pipe, "".join(f"{path}\n" for path in paths).encode())
+        except BrokenPipeError:
+            logger.warning("the watchdog is gone; processes may outlive this launcher")
+
+
 @contextlib.contextmanager
-def orphan_watchdog(cwd: Path) -> Iterator[None]:
+def orphan_watchdog(cwd: Path) -> Iterator[Watchdog]:
     """Start the watchdog; children started inside the block die with this process.
 
     `cwd` is where `python -m devstack.watchdog` can import devstack from.
@@ -51,7 +66,7 @@ def orphan_watchdog(cwd: Path) -> Iterator[None]:
     # Set in os.environ, not passed along, because libraries spawn children too (pg_ctl).
     os.environ[MARK] = token
     try:
-        yield
+        yield Watchdog(write_end)
     finally:
         os.environ.pop(MARK, None)
         os.close(write_end)  # the watchdog sweeps up anything left over, then exits
@@ -121,15 +136,16 @@ def _is_marked(pid: int, token: str) -> bool:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Wait for end-of-file on stdin, then sweep up the processes marked with argv[0]."""
+    """Read stdin to its end, then sweep up the processes marked with argv[0] and the files."""
     (token,) = argv
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
-    # The launcher never writes: read returns b"" once its end of the pipe is closed.
-    while os.read(sys.stdin.fileno(), 4096):
-        pass
+    # Ends once the launcher's end of the pipe is closed, by its exit or its death.
+    files = sys.stdin.buffer.read().decode().splitlines()
     killed = sweep(token)
+    for path in files:
+        Path(path).unlink(missing_ok=True)
     if killed:
         logger.warning(
             "devstack.run is gone; killed %d process(es) it left behind: %s",

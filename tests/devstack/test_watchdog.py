@@ -27,7 +27,10 @@ detach = (
     "print(subprocess.Popen(sys.argv[1:], start_new_session=True, stdout=subprocess.DEVNULL).pid)"
 )
 # stderr is not captured: the grandchild keeps it open long after the helper has exited.
-with orphan_watchdog(Path.cwd()):
+with orphan_watchdog(Path.cwd()) as watchdog:
+    leftover = pids_file.with_name("leftover")
+    leftover.touch()
+    watchdog.remove_on_exit([leftover])
     child = subprocess.Popen(sleep)
     helper = subprocess.run([sys.executable, "-c", detach, *sleep], stdout=subprocess.PIPE)
     pids_file.write_text(f"{child.pid} {int(helper.stdout)}")
@@ -73,6 +76,7 @@ def test_sigkill_of_the_launcher_takes_its_children_and_detached_ones_along(
     everything = [*started, watchdog]
     wait_until(lambda: not any(map(is_running, everything)), 15, "the launcher's processes")
     assert "devstack.run is gone; killed 2 process(es)" in output.read_text()
+    assert not (tmp_path / "leftover").exists()
     assert bystander.poll() is None  # unmarked: not ours to kill
     bystander.stop(5)
 
