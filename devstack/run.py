@@ -106,7 +106,7 @@ def main(
     try:
         _refuse_busy_ports(stack, args.api_port)
         with orphan_watchdog(REPO_ROOT) as watchdog, stack:
-            if stack.s3 is not None:
+            if stack.s3 is not None:  # a killed SeaweedFS leaves these in /tmp
                 watchdog.remove_on_exit(stack.s3.unix_sockets())
             return _serve(stack, args, commands or AppCommands(), Supervisor(policy))
     except ShutdownRequested as request:
@@ -155,9 +155,10 @@ def _serve(
     stack.ensure_bucket()
     try:
         for index in range(args.workers):
-            _supervise(supervisor, f"worker-{index}", commands.worker, env, stack, commands.cwd)
+            name = f"worker-{index}"
+            _supervise(supervisor, name, commands.worker, env, stack.logs_dir, commands.cwd)
         api_argv = [*commands.api, "--port", str(args.api_port)]
-        _supervise(supervisor, "api", api_argv, env, stack, commands.cwd)
+        _supervise(supervisor, "api", api_argv, env, stack.logs_dir, commands.cwd)
         _wait_for_api(supervisor, api_url, stack.logs_dir / "api.log")
         _announce(stack, args, api_url)
         supervisor.run()
@@ -173,12 +174,12 @@ def _supervise(
     name: str,
     argv: Sequence[str],
     env: Mapping[str, str],
-    stack: LocalStack,
+    logs_dir: Path,
     cwd: Path,
 ) -> None:
     # die_with_parent: if this launcher is SIGKILLed, the kernel kills the app at once.
     start: Callable[[], ManagedProcess] = functools.partial(
-        spawn, name, argv, env, stack.logs_dir / f"{name}.log", cwd, die_with_parent=True
+        spawn, name, argv, env, logs_dir / f"{name}.log", cwd, die_with_parent=True
     )
     supervisor.start(name, start)
 
