@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# `make run WORKERS=4`: how many worker processes; unset means one per CPU core.
+WORKERS ?=
 
 .PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke clean
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## Start Postgres, Temporal (+ Web UI), S3, migrations, workers and the API on 127.0.0.1.
 run: install
-	$(BIN)/python -m devstack.run
+	$(BIN)/python -m devstack.run $(if $(WORKERS),--workers $(WORKERS))
 
 ## Debian's Chromium for the browser tests (Playwright drives it; its own download cannot work here).
 browser:
