@@ -67,8 +67,12 @@ class SecuritySettings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _parseable_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parse_api_keys(value.get_secret_value())  # its errors never contain a key
+        if value is None:
+            return value
+        keys = parse_api_keys(value.get_secret_value())  # its errors never contain a key
+        for position, key in enumerate(keys, start=1):
+            if key.secret.get_secret_value().lower().startswith(PLACEHOLDER_PREFIX):
+                raise ValueError(f"API_KEYS key {position} is still the placeholder")
         return value
 
     @field_validator("ws_token_secret")
