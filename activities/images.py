@@ -172,8 +172,7 @@ class ImageActivities:
             activity.logger.warning("image %s failed: %s", request.image_id, request.message)
         keys = self._records.set_error(image_id, request.code, message)
         keys.append(request.working_key)
-        if request.source_key is not None:
-            keys.append(request.source_key)
+        keys.extend(key for key in (request.source_key, request.original_key) if key is not None)
         return DiscardInput(keys)
 
     @activity.defn(name=DISCARD_ACTIVITY)

@@ -61,6 +61,25 @@ class ImageRecords:
             if project_id is not None:
                 publish(session, state_event(image_id, project_id, ImageState.UPLOADED))
 
+    def seal_original(self, image_id: uuid.UUID, staging_key: str, original_key: str) -> bool:
+        """Point the image at its sealed original; False when the row has moved on.
+
+        Conditional, so idempotent and never late: only a row still `uploaded` and still
+        pointing at the staged object changes. No event: the state stays the same.
+        """
+        with self._sessions.begin() as session:
+            changed = session.scalar(
+                update(Image)
+                .where(
+                    Image.id == image_id,
+                    Image.source_key == staging_key,
+                    Image.state == ImageState.UPLOADED.value,
+                )
+                .values(source_key=original_key)
+                .returning(Image.id)
+            )
+        return changed is not None
+
     def set_error(self, image_id: uuid.UUID, code: str, message: str) -> list[str]:
         """End the image in `error` without versions; answer the keys the versions had."""
         with self._sessions.begin() as session:

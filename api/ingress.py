@@ -1,6 +1,8 @@
 """Direct upload: stream the multipart body to S3 while checking the image header.
 
-Nothing is kept for a rejected request: the object is removed on any error.
+The body lands under the image's staging key; the workflow seals it (by the ETag the
+upload answered) as the original. Nothing is kept for a rejected request: the object is
+removed on any error.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from api.errors import (
     error_for_code,
 )
 from api.multipart import StreamingForm
-from api.registry import sanitize_filename, source_key_for
-from core.contracts import ErrorCode, ImageState
+from api.registry import sanitize_filename
+from core.contracts import ErrorCode, ImageState, staging_key_for
 from core.inspection import (
     HEADER_BYTES,
     ImageInfo,
@@ -36,7 +38,8 @@ from core.inspection import (
 )
 from core.models import Image
 from core.settings import Settings
-from core.storage import ORIGINAL_CACHE_CONTROL, Storage, StreamingWriter
+from core.storage import ORIGINAL_CACHE_CONTROL, Storage
+from core.storage_writer import StreamingWriter
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class ReceivedUpload:
     info: ImageInfo
     bytes: int
     sha256: str
+    etag: str
 
 
 class _HeaderSniffer:
@@ -104,7 +108,7 @@ async def receive_upload(
     form = StreamingForm(request.headers.get("content-type"))
     image_id = uuid.uuid4()
     writer = storage.open_writer(
-        source_key_for(image_id), "application/octet-stream", ORIGINAL_CACHE_CONTROL
+        staging_key_for(str(image_id)), "application/octet-stream", ORIGINAL_CACHE_CONTROL
     )
     try:
         info = await _stream_file(request, form, writer, settings, check_project)
@@ -122,6 +126,7 @@ async def receive_upload(
         info,
         writer.bytes_written,
         writer.sha256,
+        writer.etag or "",
     )
 
 

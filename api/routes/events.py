@@ -130,7 +130,8 @@ async def _outgoing(
         return await _snapshot(resources, subscription.project_id)
     if event.get("type") == "version":
         event = dict(event)
-        event["url"] = resources.storage.presign_get(event.pop("key"))
+        key = event.pop("key")
+        event["url"] = resources.storage.presign_get(key, _media_type_of(key))
     return event
 
 
@@ -151,6 +152,11 @@ async def _watch_key(websocket: WebSocket, resources: Resources, key_id: str) ->
             logger.info("closing a WebSocket whose key %s is no longer active", key_id)
             await websocket.close(POLICY_VIOLATION, KEY_REVOKED)
             return
+
+
+def _media_type_of(key: str) -> str:
+    """A derivative's type, from the extension its key was written with."""
+    return "image/png" if key.endswith(".png") else "image/jpeg"
 
 
 async def _receive(websocket: WebSocket) -> None:

@@ -122,7 +122,9 @@ async def create_image_upload(
         return await _replay(request, resources, image, upload)
     try:
         await start_image_workflow(
-            resources.temporal, resources.settings, processing_input(image, resources.settings)
+            resources.temporal,
+            resources.settings,
+            processing_input(image, resources.settings, upload.etag),
         )
     except BaseException:
         await run_in_threadpool(
@@ -139,8 +141,11 @@ async def _replay(
     """The key was used before: drop this copy, and answer (and finish starting) the first."""
     await run_in_threadpool(discard_object, resources.storage, upload.source_key)
     check_replay(earlier, upload.sha256)
+    # The same bytes, streamed in the same parts, were stored with the same ETag.
     await start_image_workflow(
-        resources.temporal, resources.settings, processing_input(earlier, resources.settings)
+        resources.temporal,
+        resources.settings,
+        processing_input(earlier, resources.settings, upload.etag),
     )
     return _accepted(request, earlier.id, earlier.project_id, ImageState(earlier.state))
 
@@ -161,8 +166,11 @@ async def create_image_link(
 ) -> ImageUploadLink:
     """Get a presigned S3 POST for one file; confirm with `confirm_url` once uploaded.
 
-    Send every `params` entry as a form field, then the file as the last field, `file`.
-    The link accepts up to `max_bytes` and an `image/*` Content-Type, until `expires_at`.
+    Send every `params` entry as a form field, unchanged, then the file as the last field,
+    `file`. The link accepts up to `max_bytes`, with exactly the Content-Type in `params`
+    (from the filename's extension: JPEG, PNG, WebP, GIF or AVIF), until `expires_at`.
+    Once confirmed, the file is sealed as the image's original: posting to the link again
+    changes nothing the image serves.
     """
     principal.require_project(body.project_id)
     with dependency_errors():

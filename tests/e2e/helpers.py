@@ -12,6 +12,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX
+from core.storage import Storage
+
 DONE_WITHIN_SECONDS = 60
 EVENTUALLY_SECONDS = 10
 
@@ -55,3 +58,11 @@ async def eventually(check: Callable[[], None]) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+def upload_objects(storage: Storage) -> int:
+    """Objects of uploads in the bucket, staged (as they land) or sealed as originals."""
+    return sum(
+        storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=prefix).get("KeyCount", 0)
+        for prefix in (STAGING_PREFIX, ORIGINALS_PREFIX)
+    )

@@ -27,7 +27,7 @@ from core.models import ApiKey, Image
 from core.storage import Storage
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import KeyedProduct, Product, Tenant
-from tests.e2e.helpers import upload, wait_until_final
+from tests.e2e.helpers import upload, upload_objects, wait_until_final
 from tests.factories import jpeg_bytes
 
 JPEG = jpeg_bytes(320, 240)
@@ -35,13 +35,12 @@ POLICY_VIOLATION = 1008
 
 
 def stored(sessions: sessionmaker[Session], storage: Storage, project_id: int) -> tuple[int, int]:
-    """The project's image rows, and every original object in the bucket."""
+    """The project's image rows, and every upload object (staged or sealed) in the bucket."""
     with sessions() as session:
         rows = session.scalar(
             select(func.count()).select_from(Image).where(Image.project_id == project_id)
         )
-    listing = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix="originals/")
-    return rows or 0, listing.get("KeyCount", 0)
+    return rows or 0, upload_objects(storage)
 
 
 def every_route(project_id: int, image_id: uuid.UUID) -> list[tuple[str, str, dict[str, Any]]]:
@@ -248,7 +247,7 @@ async def test_s3_refuses_a_link_once_it_expires(storage: Storage) -> None:
     storage.put_bytes(key, b"private", "text/plain", "private")
     # Settings allow 60 s at least; the bucket's own check is what this proves.
     short_lived = Storage(storage.client, storage.client, storage.bucket, link_expiry_seconds=1)
-    url = short_lived.presign_get(key)
+    url = short_lived.presign_get(key, "text/plain")
     try:
         async with httpx.AsyncClient() as anonymous:
             assert (await anonymous.get(url)).status_code == 200

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.models import Image, Version
 from core.storage import Storage
 from tests.e2e.conftest import Product
-from tests.e2e.helpers import eventually, wait_until_final
+from tests.e2e.helpers import eventually, upload_objects, wait_until_final
 from tests.e2e.test_upload_flow import list_workflow_statuses
 from tests.factories import jpeg_bytes
 
@@ -44,15 +44,14 @@ def project_counts(sessions: sessionmaker[Session], project_id: int) -> tuple[in
 
 def objects_of(storage: Storage, image_id: str, project_id: int) -> list[str]:
     keys = []
-    for prefix in (f"originals/{image_id}", f"{project_id}/"):
+    for prefix in (f"staging/{image_id}", f"originals/{image_id}", f"{project_id}/"):
         listing = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=prefix)
         keys += [item["Key"] for item in listing.get("Contents", [])]
     return keys
 
 
 def originals_count(storage: Storage) -> int:
-    listing = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix="originals/")
-    return listing.get("KeyCount", 0)
+    return upload_objects(storage)
 
 
 async def assert_one_of_everything(
