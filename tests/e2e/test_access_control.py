@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,20 +28,31 @@ from core.models import ApiKey, Image
 from core.storage import Storage
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import KeyedProduct, Product, Tenant
-from tests.e2e.helpers import upload, upload_objects, wait_until_final
+from tests.e2e.helpers import orphans_since, upload, upload_keys, wait_until_final
 from tests.factories import jpeg_bytes
 
 JPEG = jpeg_bytes(320, 240)
 POLICY_VIOLATION = 1008
 
 
-def stored(sessions: sessionmaker[Session], storage: Storage, project_id: int) -> tuple[int, int]:
+@dataclass
+class Stored:
     """The project's image rows, and every upload object (staged or sealed) in the bucket."""
+
+    rows: int
+    keys: set[str]
+
+    def unchanged(self, sessions: sessionmaker[Session], storage: Storage, project_id: int) -> bool:
+        after = stored(sessions, storage, project_id)
+        return after.rows == self.rows and not orphans_since(self.keys, storage, sessions)
+
+
+def stored(sessions: sessionmaker[Session], storage: Storage, project_id: int) -> Stored:
     with sessions() as session:
         rows = session.scalar(
             select(func.count()).select_from(Image).where(Image.project_id == project_id)
         )
-    return rows or 0, upload_objects(storage)
+    return Stored(rows or 0, upload_keys(storage))
 
 
 def every_route(project_id: int, image_id: uuid.UUID) -> list[tuple[str, str, dict[str, Any]]]:
@@ -73,7 +85,7 @@ async def test_health_is_open_and_every_other_route_needs_a_valid_key(
                 assert response.status_code == 401, (method, path, response.text)
                 assert response.json()["error"]["code"] == "unauthorized"
                 assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert stored(sessions, storage, project_id) == before
+    assert before.unchanged(sessions, storage, project_id)
 
 
 async def test_metrics_need_a_key_scoped_to_every_project(keyed_product: KeyedProduct) -> None:
@@ -107,7 +119,7 @@ async def test_another_tenants_project_is_not_found_on_every_route(
             # Word for word what a project or image that does not exist answers.
             assert response.json()["error"]["code"] == missing.json()["error"]["code"]
             assert response.json()["error"]["message"].endswith("does not exist")
-    assert stored(sessions, storage, b.project_id) == before
+    assert before.unchanged(sessions, storage, b.project_id)
     async with keyed_product.client(key=keyed_product.operator_key) as operator:
         assert (await operator.get(f"/images/{theirs}")).status_code == 200
         assert (await operator.get(f"/projects/{b.project_id}")).json()["total"] == 2
@@ -214,7 +226,7 @@ async def test_uploads_beyond_the_limit_answer_429_across_processes_and_store_no
             assert refused.status_code == 429, refused.text
             assert refused.json()["error"]["code"] == "rate_limited"
             assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert stored(sessions, storage, tenant.project_id) == before
+    assert before.unchanged(sessions, storage, tenant.project_id)
     # The budget is the key's: another key still uploads.
     async with keyed_product.client(key=keyed_product.operator_key) as operator:
         assert (await operator.post("/images/", json=link_body)).status_code == 201

@@ -21,7 +21,7 @@ from core.models import Image as ImageRow
 from core.presets import PRESETS, fit_within
 from core.storage import Storage
 from tests.e2e.conftest import Product
-from tests.e2e.helpers import download, upload_objects, wait_until_final
+from tests.e2e.helpers import download, orphans_since, upload_keys, wait_until_final
 from tests.e2e.test_upload_flow import list_workflow_statuses
 from tests.factories import jpeg_bytes, photo
 from tests.hostile import (
@@ -211,9 +211,9 @@ async def client(product: Product) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def originals(storage: Storage) -> int:
+def originals(storage: Storage) -> set[str]:
     """Upload objects, staged or sealed: a refused upload must leave neither."""
-    return upload_objects(storage)
+    return upload_keys(storage)
 
 
 def rows(sessions: sessionmaker[Session], project_id: int) -> int:
@@ -227,10 +227,10 @@ def assert_nothing_stored(
     storage: Storage,
     sessions: sessionmaker[Session],
     project_id: int,
-    before: int,
+    before: set[str],
 ) -> None:
     assert rows(sessions, project_id) == 0
-    assert originals(storage) == before
+    assert orphans_since(before, storage, sessions) == set()
     assert list_workflow_statuses(product, f'ProjectId="{project_id}"') == {}
 
 
