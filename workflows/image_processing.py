@@ -237,13 +237,15 @@ class ImageProcessingWorkflow:
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                 retry_policy=self._retry,
             )
-        except ActivityError as error:
-            code = _error_code(error)
+        except (ActivityError, ApplicationError) as error:
+            # A local activity's failure may arrive as its own ApplicationError, unwrapped.
+            cause = error.cause if isinstance(error, ActivityError) else error
+            code = _code_of(cause)
             await self._fail(
                 request,
                 working_key,
                 code,
-                str(error.cause or error),
+                str(cause or error),
                 refuse_source=not _keeps_source(code),
             )
             raise self._final_error(request) from error
@@ -425,7 +427,10 @@ def _keeps_source(code: str) -> bool:
 
 
 def _error_code(error: ActivityError) -> str:
-    cause = error.cause
+    return _code_of(error.cause)
+
+
+def _code_of(cause: BaseException | None) -> str:
     if isinstance(cause, ApplicationError) and cause.type in _RECORDED_ERROR_TYPES:
         return cause.type
     return ErrorCode.PROCESSING_FAILED.value

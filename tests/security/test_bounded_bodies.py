@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.storage import Storage
-from devstack.ports import free_port
 from devstack.processes import stop_all
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import orphans_since, upload
@@ -203,7 +202,8 @@ def api_without_database(
     """The secure API's settings, with DATABASE_URL pointing where nothing listens."""
     env = {
         **secure_api.env,
-        "DATABASE_URL": f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/nothing",
+        # Port 1: refused at once, never taken by another test's process.
+        "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/nothing",
     }
     logs = tmp_path_factory.mktemp("no-db-logs")
     base_url, process = start_api("no-db-api", env, logs)

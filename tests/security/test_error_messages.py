@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from core.storage import Storage
-from devstack.ports import free_port
 from devstack.processes import ManagedProcess, stop_all
 from devstack.run import AppCommands
 from tests.e2e.conftest import spawn_worker
@@ -45,7 +44,9 @@ def broken_storage_worker(
     logs = tmp_path_factory.mktemp("broken-s3-logs")
     queue = f"broken-s3-{uuid.uuid4()}"
     env = {**subprocess_env, "TEMPORAL_TASK_QUEUE": queue, "ACTIVITY_MAX_ATTEMPTS": "1"}
-    dead = f"http://127.0.0.1:{free_port()}"
+    # Port 1: nothing listens there, so connections are refused at once (a free port
+    # picked now could be taken by another test's process later, and hang instead).
+    dead = "http://127.0.0.1:1"
     worker = spawn_worker(0, AppCommands().worker, {**env, "S3_ENDPOINT_URL": dead}, logs)
     base_url, api = start_api("broken-s3-api", env, logs)
     try:
