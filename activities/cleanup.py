@@ -34,8 +34,8 @@ from temporalio import activity
 from activities.errors import classify_errors
 from core.contracts import (
     ABORT_UPLOADS_ACTIVITY,
-    NON_RETRYABLE_ERROR_TYPES,
     ORIGINALS_PREFIX,
+    RESUMABLE_ERROR_TYPES,
     STAGING_PREFIX,
     SWEEP_ORIGINALS_ACTIVITY,
     SWEEP_WORKING_COPIES_ACTIVITY,
@@ -179,7 +179,7 @@ def _staging_unneeded(key: str, row: tuple[str, str, str | None] | None) -> bool
     state, source_key, error_code = row
     if source_key != key or state == ImageState.DONE:
         return True  # sealed (or processed): a leftover or a late POST
-    return state == ImageState.ERROR and error_code in NON_RETRYABLE_ERROR_TYPES
+    return state == ImageState.ERROR and error_code not in RESUMABLE_ERROR_TYPES
 
 
 def _staging_id(key: str) -> uuid.UUID | None:

@@ -77,6 +77,9 @@ TRANSIENT_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.STORAGE_UNAVAILABLE,
     ErrorCode.DATABASE_UNAVAILABLE,
 )
+# Failures that are no verdict on the image: its upload is kept (unlinked), and an
+# operator's `temporal workflow reset` may take the image up again where it stopped.
+RESUMABLE_ERROR_TYPES: tuple[str, ...] = (*TRANSIENT_ERROR_TYPES, ErrorCode.PROCESSING_FAILED)
 DEFAULT_MAX_ATTEMPTS = 12
 
 

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         NON_RETRYABLE_ERROR_TYPES,
         PREPARE_ACTIVITY,
         RESIZE_ACTIVITY,
+        RESUMABLE_ERROR_TYPES,
         SEAL_ORIGINAL_ACTIVITY,
         STAGING_PREFIX,
         STATUS_QUERY,
@@ -423,7 +424,7 @@ _RECORDED_ERROR_TYPES = frozenset(NON_RETRYABLE_ERROR_TYPES + TRANSIENT_ERROR_TY
 def _keeps_source(code: str) -> bool:
     """Whether a failure with `code` leaves the upload worth keeping: a fault of ours, which
     a reset may get past, not a verdict on the image."""
-    return code in TRANSIENT_ERROR_TYPES or code == ErrorCode.PROCESSING_FAILED
+    return code in RESUMABLE_ERROR_TYPES
 
 
 def _error_code(error: ActivityError) -> str:

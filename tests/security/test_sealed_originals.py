@@ -142,7 +142,11 @@ async def test_the_sealed_original_is_a_download_of_its_verified_type(
 
 
 def staged_image(
-    storage: Storage, sessions: sessionmaker[Session], state: ImageState, data: bytes = FIRST
+    storage: Storage,
+    sessions: sessionmaker[Session],
+    state: ImageState,
+    data: bytes = FIRST,
+    error_code: str | None = None,
 ) -> tuple[str, str]:
     image_id = str(uuid.uuid4())
     put = storage.client.put_object(Bucket=storage.bucket, Key=staging_key_for(image_id), Body=data)
@@ -154,6 +158,7 @@ def staged_image(
                 state=state.value,
                 source_key=staging_key_for(image_id),
                 format="JPEG",
+                error_code=error_code,
             )
         )
     return image_id, put["ETag"]
@@ -200,10 +205,16 @@ def test_the_seal_never_moves_a_row_that_moved_on(
     settings: Settings, storage: Storage, sessions: sessionmaker[Session]
 ) -> None:
     activities = UploadActivities(storage, sessions, settings)
-    for later in (ImageState.PROCESSING, ImageState.ERROR):
-        image_id, etag = staged_image(storage, sessions, later)
+    for later, code in ((ImageState.PROCESSING, None), (ImageState.ERROR, "invalid_image")):
+        image_id, etag = staged_image(storage, sessions, later, error_code=code)
         seal(activities, image_id, etag)  # a late attempt: the copy is harmless, the row stays
         assert source_key(sessions, image_id) == staging_key_for(image_id)
+    # After a transient fault, a reset takes the image up again: sealing is its next step.
+    image_id, etag = staged_image(
+        storage, sessions, ImageState.ERROR, error_code="storage_unavailable"
+    )
+    seal(activities, image_id, etag)
+    assert source_key(sessions, image_id) == original_key_for(image_id)
 
 
 def test_the_sweep_removes_staged_uploads_nothing_needs(
