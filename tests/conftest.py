@@ -37,6 +37,8 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 def settings(stack_env: dict[str, str]) -> Settings:
     values = {key.lower(): value for key, value in stack_env.items()}
     values["temporal_task_queue"] = f"test-{uuid.uuid4()}"
+    # As `make run` does; the keyed and security fixtures start APIs with AUTH_MODE=keys.
+    values["auth_mode"] = "open"
     # model_validate reads no environment or .env file: the suite sees only its own stack.
     return Settings.model_validate(values)
 
@@ -89,5 +91,6 @@ def subprocess_env(settings: Settings, stack_env: dict[str, str]) -> dict[str, s
         **os.environ,
         **stack_env,
         "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "AUTH_MODE": settings.auth_mode,
         "PYTHONUNBUFFERED": "1",
     }
