@@ -14,7 +14,7 @@
     ├── RateLimitedError         429 rate_limited, with Retry-After
     └── ServiceUnavailableError  503 dependency_unavailable, with Retry-After
 
-The guard (`api.guard`) answers with the same body: 400 host_not_allowed, 403
+The guard (`api.access.guard`) answers with the same body: 400 host_not_allowed, 403
 cross_site_request, 401, 413. A database or storage error on any route is 503.
 
 No stack trace ever reaches a client: anything unexpected is logged and answered as
@@ -144,6 +144,22 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+# Postgres or S3 failing under a request: answered 503 by the one handler below.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    SQLAlchemyTimeoutError,
+    BotoCoreError,
+    ClientError,
+)
+
+
+def unavailable_for(error: BaseException) -> ServiceUnavailableError:
+    """The 503 for a dependency's fault; for the WebSocket, which has no exception handlers."""
+    if isinstance(error, BotoCoreError | ClientError):
+        return ServiceUnavailableError("object storage is unavailable")
+    return ServiceUnavailableError("the database is unavailable")
+
+
 _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
@@ -177,25 +193,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLAlchemyTimeoutError)
-    async def _database_down(request: Request, error: Exception) -> JSONResponse:
-        # Any route, read or write: a database fault is the dependency's, never a 500.
-        logger.warning("database error on %s %s: %r", request.method, request.url.path, error)
-        return _unavailable("the database is unavailable")
-
     @app.exception_handler(BotoCoreError)
     @app.exception_handler(ClientError)
-    async def _storage_down(request: Request, error: Exception) -> JSONResponse:
-        logger.warning("storage error on %s %s: %r", request.method, request.url.path, error)
-        return _unavailable("object storage is unavailable")
+    async def _dependency_down(request: Request, error: Exception) -> JSONResponse:
+        # Any route, read or write: a dependency's fault is a 503, never a 500. The one
+        # place these are mapped; routes and dependencies let them propagate.
+        logger.warning("dependency error on %s %s: %r", request.method, request.url.path, error)
+        unavailable = unavailable_for(error)
+        return JSONResponse(
+            error_body(unavailable.code, unavailable.message),
+            unavailable.status_code,
+            headers=unavailable.headers(),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal_error", "internal server error"), 500)
-
-
-def _unavailable(message: str) -> JSONResponse:
-    error = ServiceUnavailableError(message)
-    return JSONResponse(
-        error_body(error.code, error.message), error.status_code, headers=error.headers()
-    )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.contracts import ImageState
+from core.contracts import MAX_PROJECT_ID, ImageState
 
 
 class ErrorDetail(BaseModel):
@@ -17,6 +18,11 @@ class ErrorDetail(BaseModel):
 
 class ErrorPublic(BaseModel):
     error: ErrorDetail
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error answers, each with the one error body."""
+    return {status: {"model": ErrorPublic} for status in statuses}
 
 
 class ImageAccepted(BaseModel):
@@ -32,7 +38,7 @@ class ImageLinkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filename: str = Field(min_length=1, max_length=1024, examples=["holiday.jpg"])
-    project_id: int = Field(ge=1, le=2**63 - 1)
+    project_id: int = Field(ge=1, le=MAX_PROJECT_ID)
 
 
 class ImageUploadLink(BaseModel):

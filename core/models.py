@@ -98,7 +98,7 @@ class Version(Base):
 
 
 class ApiKey(Base):
-    """A key created by `python -m api.keys`; only the sha256 of the key is kept."""
+    """A key created by `python -m admin.keys`; only the sha256 of the key is kept."""
 
     __tablename__ = "api_keys"
     __table_args__ = (

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.auth import OPEN_KEY_ID
+from api.access.auth import OPEN_KEY_ID
+from api.access.guard import GuardedRoute
 from api.deps import (
     AccessDep,
     PrincipalDep,
@@ -17,10 +18,9 @@ from api.deps import (
     get_principal,
 )
 from api.errors import ApiError
-from api.guard import GuardedRoute
-from api.queries import count_by_state, list_project_images
-from api.schemas import ErrorPublic, ProjectImagesPublic, ProjectPublic, WsTokenPublic
-from api.views import image_summary, project_public
+from api.schemas import ProjectImagesPublic, ProjectPublic, WsTokenPublic, errors
+from api.status.queries import count_by_state, list_project_images
+from api.status.views import image_summary, project_public
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -35,9 +35,7 @@ router = APIRouter(
 MAX_OFFSET = 1_000_000
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic} for status in (401, 404, 422, 503)
-}
+_ERRORS = errors(401, 404, 422, 503)
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, responses=_ERRORS)

@@ -1,9 +1,9 @@
 """Admin command for API keys stored in Postgres (hashed; a key is shown once).
 
-    python -m api.keys create --project 42 --project 43 [--name NAME] [--expires-in 30d]
-    python -m api.keys create --all [--name NAME] [--expires-in 12h]
-    python -m api.keys list
-    python -m api.keys revoke KEY_ID
+    python -m admin.keys create --project 42 --project 43 [--name NAME] [--expires-in 30d]
+    python -m admin.keys create --all [--name NAME] [--expires-in 12h]
+    python -m admin.keys list
+    python -m admin.keys revoke KEY_ID
 
 It reads DATABASE_URL like the API. With AUTH_MODE=keys (the default), a new key works at
 once on every API process; a revoked or expired one is refused at once, and its open
@@ -22,17 +22,18 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.keystore import create_key, list_keys, revoke_key
+from api.access.keystore import create_key, list_keys, revoke_key
+from core.contracts import MAX_PROJECT_ID
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
 from core.models import ApiKey
 from core.settings import Settings, get_settings
 
-logger = logging.getLogger("api.keys")
+logger = logging.getLogger("admin.keys")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m api.keys", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m admin.keys", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a key and show it once")
     scope = create.add_mutually_exclusive_group(required=True)
@@ -50,7 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _project_id(text: str) -> int:
     value = int(text)
-    if not 1 <= value <= 2**63 - 1:
+    if not 1 <= value <= MAX_PROJECT_ID:
         raise argparse.ArgumentTypeError("a project id is a positive integer")
     return value
 

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -24,12 +23,11 @@ from api.errors import ConflictError, ServiceUnavailableError
 from core.contracts import WORKFLOW_NAME, ImageProcessingInput, ImageState, workflow_id_for
 from core.events import publish, state_event
 from core.models import Image
+from core.search_attributes import PROJECT_ID
 from core.settings import Settings
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
-
-PROJECT_ID_ATTRIBUTE = SearchAttributeKey.for_keyword("ProjectId")
 
 
 def sanitize_filename(filename: str | None) -> str | None:
@@ -139,7 +137,7 @@ async def start_image_workflow(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(PROJECT_ID_ATTRIBUTE, str(request.project_id))]
+                [SearchAttributePair(PROJECT_ID, str(request.project_id))]
             ),
         )
     except WorkflowAlreadyStartedError:

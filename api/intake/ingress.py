@@ -24,9 +24,9 @@ from api.errors import (
     UnprocessableError,
     error_for_code,
 )
-from api.multipart import StreamingForm
-from api.registry import sanitize_filename
-from core.contracts import ErrorCode, ImageState, staging_key_for
+from api.intake.multipart import StreamingForm
+from api.intake.registry import sanitize_filename
+from core.contracts import MAX_PROJECT_ID, ErrorCode, ImageState, staging_key_for
 from core.inspection import (
     HEADER_BYTES,
     ImageInfo,
@@ -229,7 +229,7 @@ def _project_id(fields: dict[str, str]) -> int:
         project_id = int(raw.strip())
     except ValueError:
         project_id = 0
-    if not 1 <= project_id <= 2**63 - 1:
+    if not 1 <= project_id <= MAX_PROJECT_ID:
         raise UnprocessableError("project_id must be a positive integer", code="validation_error")
     return project_id
 

@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from api.access.guard import GuardedRoute
 from api.deps import AllProjectsDep
-from api.guard import GuardedRoute
-from api.metrics import (
+from api.ops.metrics import (
     ERROR_CODE_SCOPE_KEY,
     STATE_QUERY_TIMEOUT_SECONDS,
     ApiMetrics,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from api.queries import count_by_state, list_project_images
 from api.schemas import ImageError, ImagePublic, ImageSummary, ProjectPublic, VersionPublic
+from api.status.queries import count_by_state, list_project_images
 from core.contracts import ORIGINALS_PREFIX, ImageState
 from core.inspection import media_type_for
 from core.models import Image

@@ -29,15 +29,15 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import AccessControl, Principal
-from api.dependency_errors import dependency_errors
-from api.errors import ApiError, PayloadTooLargeError, error_body
-from api.metrics import ERROR_CODE_SCOPE_KEY
+from api.access.auth import AccessControl, Principal
+from api.errors import DEPENDENCY_ERRORS, ApiError, PayloadTooLargeError, error_body
+from api.ops.metrics import ERROR_CODE_SCOPE_KEY
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Sec-Fetch-Site values a browser sends for the API's own page, or for what a user typed.
@@ -52,6 +52,8 @@ DEFAULT_CSP = b"default-src 'none'; frame-ancestors 'none'"
 # with unread bytes resets it, and the client may lose the answer. A larger one is not read.
 DRAIN_MAX_BYTES = 64 * 1024
 DRAIN_SECONDS = 1.0
+# What the key check or the body bound may raise, each answered by an exception handler.
+_REFUSED: tuple[type[Exception], ...] = (ApiError, *DEPENDENCY_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class RequestGuard:
             await _refuse(scope, send, 400, "host_not_allowed", "this Host is not served here")
             return
         if scope["type"] == "websocket":
-            await self.app(scope, receive, send)  # Origin and keys: see api.ws_admission
+            await self.app(scope, receive, send)  # Origin and keys: see api.access.ws_admission
             return
         if self.policy.open_mode and scope["method"] in UNSAFE_METHODS and _cross_site(headers):
             message = "cross-site requests are refused while the API needs no key"
@@ -120,7 +122,7 @@ class GuardedRoute(APIRoute):
                     request.state.principal = await _authenticate(request)
                 if path not in policy.streaming_routes:
                     request = _bounded(request, policy.json_body_max_bytes)
-            except ApiError:
+            except _REFUSED:
                 await drain(request.receive, request.headers, "http")
                 raise
             return await handler(request)
@@ -156,11 +158,10 @@ def bearer_key(headers: Headers) -> str | None:
 
 async def _authenticate(request: Request) -> Principal:
     access: AccessControl = request.app.state.access
-    sessions = request.app.state.resources.sessions
-    with dependency_errors():
-        principal: Principal = await run_in_threadpool(
-            access.authenticate, sessions, bearer_key(request.headers)
-        )
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    principal: Principal = await run_in_threadpool(
+        access.authenticate, sessions, bearer_key(request.headers)
+    )
     return principal
 
 

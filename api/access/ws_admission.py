@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import AccessControl, project_not_found
+from api.access.auth import AccessControl, project_not_found
+from api.access.ws_tokens import InvalidWsTokenError
 from api.errors import UnauthorizedError
-from api.ws_tokens import InvalidWsTokenError
 
 # Close reasons must fit a control frame (123 bytes); these name no secret.
 NEEDS_TOKEN = "a token is required: POST /projects/{id}/ws-token, then ?token="

@@ -33,7 +33,7 @@ from core.models import Image
 logger = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE = "<unmatched>"
-# Where the error handlers leave the error code of the answer (see api.observability).
+# Where the error handlers leave the error code of the answer (see api.ops.observability).
 ERROR_CODE_SCOPE_KEY = "imgproc.error_code"
 # The upload routes, by template: a 202 accepts an upload, any error rejects it.
 UPLOAD_FLOWS: Mapping[tuple[str, str], str] = {

@@ -1,4 +1,6 @@
-"""The upload-link flow: a presigned S3 POST now, a confirmation later.
+"""The upload-link flow's own parts: a presigned S3 POST now, a confirmation later.
+
+`ImageIntake` (api.intake.intake) registers the image and starts its workflow.
 
 The image starts in `init` and its workflow starts at once, durably waiting for the
 confirmation; on expiry the workflow removes any late object and ends the image in `error`
@@ -9,7 +11,6 @@ decides the image's state, and the answer says whether the upload was accepted.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,28 +21,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ConflictError, ServiceUnavailableError, error_for_code
-from api.registry import (
-    check_replay,
-    forget_image,
-    processing_input,
-    register_image,
-    sanitize_filename,
-    start_image_workflow,
-)
-from api.resources import Resources
 from core.contracts import (
     CONFIRM_UPLOAD_UPDATE,
     ConfirmUploadInput,
     ErrorCode,
     ImageState,
     UploadConfirmation,
-    staging_key_for,
     workflow_id_for,
 )
 from core.inspection import MEDIA_TYPES
-from core.logging import bind_image_context
 from core.models import Image
-from core.storage import ObjectMissingError
+from core.settings import Settings
+from core.storage import ObjectMissingError, Storage
 
 CONFIRM_TIMEOUT_SECONDS = 30.0
 
@@ -73,58 +64,20 @@ def content_type_for(filename: str) -> str:
     return MEDIA_TYPES[_EXTENSION_FORMATS.get(extension, "JPEG")]
 
 
-async def create_upload_link(
-    resources: Resources, filename: str, project_id: int, idempotency_key: str | None
+def sign_upload_link(
+    storage: Storage, settings: Settings, image: Image, filename: str
 ) -> UploadLink:
-    """Register an `init` image with its waiting workflow, and sign a POST for its key."""
-    settings = resources.settings
-    image_id = uuid.uuid4()
-    fingerprint = hashlib.sha256(f"link\n{filename}".encode()).hexdigest()
-    row = Image(
-        id=image_id,
-        project_id=project_id,
-        state=ImageState.INIT.value,
-        source_key=staging_key_for(str(image_id)),
-        original_filename=sanitize_filename(filename),
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint if idempotency_key else None,
-    )
-    image = await run_in_threadpool(register_image, resources.sessions, row)
-    bind_image_context(
-        image_id=image.id, project_id=image.project_id, workflow_id=workflow_id_for(str(image.id))
-    )
-    if image.id != image_id:
-        check_replay(image, fingerprint)
-        if image.state != ImageState.INIT:
-            raise ConflictError(
-                f"image {image.id} of this key has been uploaded already", code="already_uploaded"
-            )
-    try:
-        workflow_id = await start_image_workflow(
-            resources.temporal, settings, processing_input(image, settings)
-        )
-    except BaseException:
-        if image.id == image_id:
-            await run_in_threadpool(
-                forget_image, resources.sessions, resources.storage, image_id, image.source_key
-            )
-        raise
-    return _sign(resources, image, workflow_id, filename)
-
-
-def _sign(resources: Resources, image: Image, workflow_id: str, filename: str) -> UploadLink:
     """A replayed request gets a fresh signature that still ends when the first one does."""
-    settings = resources.settings
     created = image.created_at if image.created_at else datetime.now(UTC)
     expires_at = created + timedelta(seconds=settings.upload_link_expiry_seconds)
     remaining = max(1, int((expires_at - datetime.now(UTC)).total_seconds()))
-    url, params = resources.storage.presign_post(
+    url, params = storage.presign_post(
         image.source_key, settings.max_upload_bytes, remaining, content_type_for(filename)
     )
-    return UploadLink(image.id, workflow_id, url, params, expires_at)
+    return UploadLink(image.id, workflow_id_for(str(image.id)), url, params, expires_at)
 
 
-async def confirm_upload(resources: Resources, image: Image) -> ImageState:
+async def confirm_upload(storage: Storage, temporal: Client, image: Image) -> ImageState:
     """Answer the state the image is in once its upload is accepted, or raise why not."""
     state = ImageState(image.state)
     if state in (ImageState.UPLOADED, ImageState.PROCESSING, ImageState.DONE):
@@ -132,12 +85,12 @@ async def confirm_upload(resources: Resources, image: Image) -> ImageState:
     if state == ImageState.ERROR:
         raise error_for_code(image.error_code or "image_failed", "the image has already failed")
     try:
-        await run_in_threadpool(resources.storage.size_of, image.source_key)
+        await run_in_threadpool(storage.size_of, image.source_key)
     except ObjectMissingError as error:
         raise ConflictError(
             "nothing has been uploaded to the link yet", code=ErrorCode.UPLOAD_MISSING
         ) from error
-    confirmation = await _execute_confirmation(resources.temporal, image.id)
+    confirmation = await _execute_confirmation(temporal, image.id)
     if confirmation.state == ImageState.ERROR:
         code = confirmation.error_code or ErrorCode.INVALID_IMAGE
         raise error_for_code(code, confirmation.error_message or code)

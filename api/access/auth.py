@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.access.keystore import any_active_key, find_active_key, hash_key, key_is_active
+from api.access.ws_tokens import WsTokenSigner
 from api.errors import NotFoundError, UnauthorizedError
-from api.keystore import any_active_key, find_active_key, hash_key, key_is_active
-from api.ws_tokens import WsTokenSigner
 from core.models import ApiKey
 from core.settings import Settings
 
