@@ -23,7 +23,13 @@ from temporalio.client import Client
 from api.access.auth import AccessControl, Principal
 from api.access.guard import principal_from_state
 from api.access.rate_limit import take_upload_slot
-from api.errors import BadRequestError, ForbiddenError, NotFoundError, RateLimitedError
+from api.errors import (
+    ApiErrorCode,
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+)
 from api.intake.intake import ImageIntake
 from api.intake.upload_slots import UploadSlots
 from api.status.hub import EventHub
@@ -118,7 +124,7 @@ def get_idempotency_key(
     if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
         raise BadRequestError(
             "Idempotency-Key must be 1 to 255 printable characters",
-            code="invalid_idempotency_key",
+            code=ApiErrorCode.INVALID_IDEMPOTENCY_KEY,
         )
     return idempotency_key
 

@@ -24,6 +24,7 @@ No stack trace ever reaches a client: anything unexpected is logged and answered
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,12 +35,42 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.contracts import ErrorCode
+
 logger = logging.getLogger(__name__)
+
+
+class ApiErrorCode(StrEnum):
+    """The stable `error.code` values the API itself answers. An image's own outcome codes
+    (invalid_image, unsupported_format, payload_too_large, upload_expired, ...) are
+    `core.contracts.ErrorCode`, shared with the workflow; together they are every code."""
+
+    INTERNAL_ERROR = "internal_error"
+    BAD_REQUEST = "bad_request"
+    VALIDATION_ERROR = "validation_error"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    HOST_NOT_ALLOWED = "host_not_allowed"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    CROSS_SITE_REQUEST = "cross_site_request"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UPLOAD_TOO_SLOW = "upload_too_slow"
+    CONFLICT = "conflict"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    ALREADY_UPLOADED = "already_uploaded"
+    RETRY = "retry"
+    NOT_CONFIRMABLE = "not_confirmable"
+    IMAGE_FAILED = "image_failed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    RATE_LIMITED = "rate_limited"
+    DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
+    WS_TOKEN_SECRET_MISSING = "ws_token_secret_missing"
 
 
 class ApiError(Exception):
     status_code = 500
-    code = "internal_error"
+    code: str = ApiErrorCode.INTERNAL_ERROR
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -53,12 +84,12 @@ class ApiError(Exception):
 
 class BadRequestError(ApiError):
     status_code = 400
-    code = "bad_request"
+    code = ApiErrorCode.BAD_REQUEST
 
 
 class UnauthorizedError(ApiError):
     status_code = 401
-    code = "unauthorized"
+    code = ApiErrorCode.UNAUTHORIZED
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
@@ -66,17 +97,17 @@ class UnauthorizedError(ApiError):
 
 class ForbiddenError(ApiError):
     status_code = 403
-    code = "forbidden"
+    code = ApiErrorCode.FORBIDDEN
 
 
 class NotFoundError(ApiError):
     status_code = 404
-    code = "not_found"
+    code = ApiErrorCode.NOT_FOUND
 
 
 class RequestTimeoutError(ApiError):
     status_code = 408
-    code = "upload_too_slow"
+    code = ApiErrorCode.UPLOAD_TOO_SLOW
 
     def headers(self) -> dict[str, str]:
         return {"Connection": "close"}
@@ -84,27 +115,27 @@ class RequestTimeoutError(ApiError):
 
 class ConflictError(ApiError):
     status_code = 409
-    code = "conflict"
+    code = ApiErrorCode.CONFLICT
 
 
 class PayloadTooLargeError(ApiError):
     status_code = 413
-    code = "payload_too_large"
+    code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
 class UnsupportedMediaError(ApiError):
     status_code = 415
-    code = "unsupported_format"
+    code = ErrorCode.UNSUPPORTED_FORMAT
 
 
 class UnprocessableError(ApiError):
     status_code = 422
-    code = "invalid_image"
+    code = ErrorCode.INVALID_IMAGE
 
 
 class RateLimitedError(ApiError):
     status_code = 429
-    code = "rate_limited"
+    code = ApiErrorCode.RATE_LIMITED
 
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
@@ -116,7 +147,7 @@ class RateLimitedError(ApiError):
 
 class ServiceUnavailableError(ApiError):
     status_code = 503
-    code = "dependency_unavailable"
+    code = ApiErrorCode.DEPENDENCY_UNAVAILABLE
     retry_after_seconds = 5
 
     def headers(self) -> dict[str, str]:
@@ -124,14 +155,14 @@ class ServiceUnavailableError(ApiError):
 
 
 _ERRORS_BY_CODE: dict[str, type[ApiError]] = {
-    "payload_too_large": PayloadTooLargeError,
-    "unsupported_format": UnsupportedMediaError,
-    "invalid_image": UnprocessableError,
-    "image_too_large": UnprocessableError,
-    "too_many_frames": UnprocessableError,
-    "metadata_too_large": UnprocessableError,
-    "upload_missing": ConflictError,
-    "upload_expired": ConflictError,
+    ErrorCode.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
+    ErrorCode.UNSUPPORTED_FORMAT: UnsupportedMediaError,
+    ErrorCode.INVALID_IMAGE: UnprocessableError,
+    ErrorCode.IMAGE_TOO_LARGE: UnprocessableError,
+    ErrorCode.TOO_MANY_FRAMES: UnprocessableError,
+    ErrorCode.METADATA_TOO_LARGE: UnprocessableError,
+    ErrorCode.UPLOAD_MISSING: ConflictError,
+    ErrorCode.UPLOAD_EXPIRED: ConflictError,
 }
 
 
@@ -160,11 +191,11 @@ def unavailable_for(error: BaseException) -> ServiceUnavailableError:
     return ServiceUnavailableError("the database is unavailable")
 
 
-_HTTP_CODES = {
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
+_HTTP_CODES: dict[int, str] = {
+    401: ApiErrorCode.UNAUTHORIZED,
+    404: ApiErrorCode.NOT_FOUND,
+    405: ApiErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
 
 
@@ -181,7 +212,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": list(item.get("loc", ())), "msg": item.get("msg", "")}
             for item in error.errors()
         ]
-        body = error_body("validation_error", "request validation failed", details=details)
+        body = error_body(
+            ApiErrorCode.VALIDATION_ERROR, "request validation failed", details=details
+        )
         return JSONResponse(body, 422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -209,4 +242,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal server error"), 500)
+        return JSONResponse(error_body(ApiErrorCode.INTERNAL_ERROR, "internal server error"), 500)

@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access.auth import AccessControl, Principal
-from api.errors import DEPENDENCY_ERRORS, ApiError, PayloadTooLargeError, error_body
+from api.errors import DEPENDENCY_ERRORS, ApiError, ApiErrorCode, PayloadTooLargeError, error_body
 from api.ops.metrics import ERROR_CODE_SCOPE_KEY
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -88,7 +88,9 @@ class RequestGuard:
         headers = Headers(scope=scope)
         if not self._host_allowed(headers.get("host")):
             await drain(receive, headers, scope["type"])
-            await _refuse(scope, send, 400, "host_not_allowed", "this Host is not served here")
+            await _refuse(
+                scope, send, 400, ApiErrorCode.HOST_NOT_ALLOWED, "this Host is not served here"
+            )
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)  # Origin and keys: see api.access.ws_admission
@@ -96,7 +98,7 @@ class RequestGuard:
         if self.policy.open_mode and scope["method"] in UNSAFE_METHODS and _cross_site(headers):
             message = "cross-site requests are refused while the API needs no key"
             await drain(receive, headers, scope["type"])
-            await _refuse(scope, send, 403, "cross_site_request", message)
+            await _refuse(scope, send, 403, ApiErrorCode.CROSS_SITE_REQUEST, message)
             return
         await self.app(scope, receive, _with_security_headers(send))
 

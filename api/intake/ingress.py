@@ -18,6 +18,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import (
+    ApiErrorCode,
     BadRequestError,
     PayloadTooLargeError,
     RequestTimeoutError,
@@ -224,13 +225,17 @@ def _too_large(settings: Settings) -> PayloadTooLargeError:
 def _project_id(fields: dict[str, str]) -> int:
     raw = fields.get("project_id")
     if raw is None:
-        raise UnprocessableError("the form needs a project_id field", code="validation_error")
+        raise UnprocessableError(
+            "the form needs a project_id field", code=ApiErrorCode.VALIDATION_ERROR
+        )
     try:
         project_id = int(raw.strip())
     except ValueError:
         project_id = 0
     if not 1 <= project_id <= MAX_PROJECT_ID:
-        raise UnprocessableError("project_id must be a positive integer", code="validation_error")
+        raise UnprocessableError(
+            "project_id must be a positive integer", code=ApiErrorCode.VALIDATION_ERROR
+        )
     return project_id
 
 
@@ -245,7 +250,7 @@ def image_row(upload: ReceivedUpload, idempotency_key: str | None) -> Image:
     return Image(
         id=upload.image_id,
         project_id=upload.project_id,
-        state=ImageState.UPLOADED.value,
+        state=ImageState.UPLOADED,
         source_key=upload.source_key,
         original_filename=upload.filename,
         format=upload.info.format,

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.access.auth import Principal
-from api.errors import ConflictError
+from api.errors import ApiErrorCode, ConflictError
 from api.intake.ingress import image_row, receive_upload
 from api.intake.registry import (
     check_replay,
@@ -158,11 +158,10 @@ class ImageIntake:
 def _still_awaiting_upload(earlier: Image) -> None:
     if earlier.state != ImageState.INIT:
         raise ConflictError(
-            f"image {earlier.id} of this key has been uploaded already", code="already_uploaded"
+            f"image {earlier.id} of this key has been uploaded already",
+            code=ApiErrorCode.ALREADY_UPLOADED,
         )
 
 
 def _admitted(image: Image) -> Admitted:
-    return Admitted(
-        image.id, image.project_id, ImageState(image.state), workflow_id_for(str(image.id))
-    )
+    return Admitted(image.id, image.project_id, image.state, workflow_id_for(str(image.id)))

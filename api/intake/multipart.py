@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from api.errors import BadRequestError, UnsupportedMediaError
+from api.errors import ApiErrorCode, BadRequestError, UnsupportedMediaError
 
 MAX_FIELDS = 8
 MAX_FIELD_BYTES = 1024
@@ -28,7 +28,7 @@ class StreamingForm:
         media_type, options = parse_options_header(content_type)
         if media_type != b"multipart/form-data":
             raise UnsupportedMediaError(
-                "the body must be multipart/form-data", code="unsupported_media_type"
+                "the body must be multipart/form-data", code=ApiErrorCode.UNSUPPORTED_MEDIA_TYPE
             )
         boundary = options.get(b"boundary")
         if not boundary or len(boundary) > MAX_BOUNDARY_BYTES:

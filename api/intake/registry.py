@@ -19,7 +19,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.errors import ConflictError, ServiceUnavailableError
+from api.errors import ApiErrorCode, ConflictError, ServiceUnavailableError
 from core.contracts import WORKFLOW_NAME, ImageProcessingInput, ImageState, workflow_id_for
 from core.events import publish, state_event
 from core.models import Image
@@ -48,7 +48,7 @@ def register_image(sessions: sessionmaker[Session], image: Image) -> Image:
     try:
         with sessions.begin() as session:
             session.add(image)
-            publish(session, state_event(image.id, image.project_id, ImageState(image.state)))
+            publish(session, state_event(image.id, image.project_id, image.state))
         return image
     except IntegrityError:
         if image.idempotency_key is None:
@@ -61,7 +61,9 @@ def register_image(sessions: sessionmaker[Session], image: Image) -> Image:
             )
         )
     if earlier is None:  # the earlier request was undone meanwhile
-        raise ConflictError("a request with this key is being undone; retry", code="retry")
+        raise ConflictError(
+            "a request with this key is being undone; retry", code=ApiErrorCode.RETRY
+        )
     return earlier
 
 
@@ -70,7 +72,7 @@ def check_replay(earlier: Image, fingerprint: str | None) -> None:
     if earlier.request_fingerprint != fingerprint:
         raise ConflictError(
             f"this Idempotency-Key was used for another request (image {earlier.id})",
-            code="idempotency_key_reused",
+            code=ApiErrorCode.IDEMPOTENCY_KEY_REUSED,
         )
 
 

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ConflictError, ServiceUnavailableError, error_for_code
+from api.errors import ApiErrorCode, ConflictError, ServiceUnavailableError, error_for_code
 from core.contracts import (
     CONFIRM_UPLOAD_UPDATE,
     ConfirmUploadInput,
@@ -79,11 +79,13 @@ def sign_upload_link(
 
 async def confirm_upload(storage: Storage, temporal: Client, image: Image) -> ImageState:
     """Answer the state the image is in once its upload is accepted, or raise why not."""
-    state = ImageState(image.state)
+    state = image.state
     if state in (ImageState.UPLOADED, ImageState.PROCESSING, ImageState.DONE):
         return state  # confirmed before: confirming again is harmless
     if state == ImageState.ERROR:
-        raise error_for_code(image.error_code or "image_failed", "the image has already failed")
+        raise error_for_code(
+            image.error_code or ApiErrorCode.IMAGE_FAILED, "the image has already failed"
+        )
     try:
         await run_in_threadpool(storage.size_of, image.source_key)
     except ObjectMissingError as error:
@@ -111,7 +113,9 @@ async def _execute_confirmation(client: Client, image_id: uuid.UUID) -> UploadCo
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type == ErrorCode.UPLOAD_EXPIRED:
             raise ConflictError(cause.message, code=ErrorCode.UPLOAD_EXPIRED) from error
-        raise ConflictError("the upload cannot be confirmed", code="not_confirmable") from error
+        raise ConflictError(
+            "the upload cannot be confirmed", code=ApiErrorCode.NOT_CONFIRMABLE
+        ) from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             # A workflow still waiting for its upload only ends by expiring.

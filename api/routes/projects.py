@@ -17,7 +17,7 @@ from api.deps import (
     StorageDep,
     get_principal,
 )
-from api.errors import ApiError
+from api.errors import ApiError, ApiErrorCode
 from api.schemas import ProjectImagesPublic, ProjectPublic, WsTokenPublic, errors
 from api.status.queries import count_by_state, list_project_images
 from api.status.views import image_summary, project_public
@@ -84,7 +84,9 @@ def create_ws_token(
         if principal.key_id is not None:
             # Keys stored in Postgres were created, but the API was started without a secret.
             logger.error("a WebSocket token was asked for, but WS_TOKEN_SECRET is not set")
-            raise ApiError("WS_TOKEN_SECRET is not configured", code="ws_token_secret_missing")
+            raise ApiError(
+                "WS_TOKEN_SECRET is not configured", code=ApiErrorCode.WS_TOKEN_SECRET_MISSING
+            )
         return WsTokenPublic(token=None, expires_at=None, ws_url=ws_url)
     token, expires_at = access.ws_tokens.issue(project_id, principal.key_id or OPEN_KEY_ID)
     return WsTokenPublic(token=token, expires_at=expires_at, ws_url=f"{ws_url}?token={token}")

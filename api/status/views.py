@@ -42,7 +42,7 @@ def version_links(image: Image, storage: Storage) -> dict[str, str | None]:
 def image_summary(image: Image, storage: Storage) -> ImageSummary:
     return ImageSummary(
         image_id=image.id,
-        state=ImageState(image.state),
+        state=image.state,
         project_id=image.project_id,
         versions=version_links(image, storage),
     )
@@ -65,7 +65,7 @@ def image_public(image: Image, storage: Storage) -> ImagePublic:
     )
     return ImagePublic(
         image_id=image.id,
-        state=ImageState(image.state),
+        state=image.state,
         project_id=image.project_id,
         versions=links,
         original_filename=image.original_filename,
