@@ -22,7 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cli.outcome import ImageProgress
+from imgproc_cli.outcome import ImageProgress
 
 # Until an image has been seen whole, assume the service's four sizes.
 ASSUMED_VERSIONS = 4

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli.errors import ApiError
+from imgproc_cli.errors import ApiError
 
 FINAL_STATES = frozenset({"done", "error"})
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import httpx
 
-from cli.main import main
-from tests.cli.fakes import error, image, recorded_consoles
+from imgproc_cli.main import main
+from tests.imgproc_cli.fakes import error, image, recorded_consoles
 
 IDS = ["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"]
 

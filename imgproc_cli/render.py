@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from cli.outcome import ImageProgress, UploadOutcome
+from imgproc_cli.outcome import ImageProgress, UploadOutcome
 
 UUID_WIDTH = 36
 UNBOUNDED_WIDTH = 10_000

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from cli.errors import ApiError, CliError
+from imgproc_cli.errors import ApiError, CliError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Reading waits for the original to be stored and its workflow started: allow for that.

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.main import main
-from tests.cli.fakes import UNREACHABLE_URL, FakeApi, Recorded, error, recorded_consoles
+from imgproc_cli.main import main
+from tests.imgproc_cli.fakes import UNREACHABLE_URL, FakeApi, Recorded, error, recorded_consoles
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from cli.commands import Consoles
+from imgproc_cli.commands import Consoles
 
 # Nothing listens on port 1, so the client's WebSocket fails at once and it polls.
 UNREACHABLE_URL = "http://127.0.0.1:1"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.discovery import find_images
-from cli.errors import CliError
+from imgproc_cli.discovery import find_images
+from imgproc_cli.errors import CliError
 
 
 def touch(path: Path) -> Path:

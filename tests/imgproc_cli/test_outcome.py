@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli.outcome import ExitCode, ImageProgress, Refusal, UploadOutcome, exit_code
+from imgproc_cli.outcome import ExitCode, ImageProgress, Refusal, UploadOutcome, exit_code
 
 ACCEPTED = UploadOutcome(Path("a.jpg"), image_id="i1")
 REFUSED = UploadOutcome(Path("b.jpg"), error=Refusal("unsupported_format", "no", 415))

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from cli import api
-from cli.errors import ApiError
-from cli.outcome import Refusal, UploadOutcome
-from cli.progress import UploadBars
+from imgproc_cli import api
+from imgproc_cli.errors import ApiError
+from imgproc_cli.outcome import Refusal, UploadOutcome
+from imgproc_cli.progress import UploadBars
 
 logger = logging.getLogger(__name__)
 

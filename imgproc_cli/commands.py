@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from cli import api, render
-from cli.discovery import IMAGE_EXTENSIONS, find_images
-from cli.errors import ApiError, CliError
-from cli.outcome import ExitCode, ImageProgress, UploadOutcome, exit_code
-from cli.progress import ProcessingBars, UploadBars
-from cli.uploads import upload_all
-from cli.watch import Tracker, follow_images
+from imgproc_cli import api, render
+from imgproc_cli.discovery import IMAGE_EXTENSIONS, find_images
+from imgproc_cli.errors import ApiError, CliError
+from imgproc_cli.outcome import ExitCode, ImageProgress, UploadOutcome, exit_code
+from imgproc_cli.progress import ProcessingBars, UploadBars
+from imgproc_cli.uploads import upload_all
+from imgproc_cli.watch import Tracker, follow_images
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from cli import api
-from cli.errors import ApiError
-from cli.outcome import ImageProgress
+from imgproc_cli import api
+from imgproc_cli.errors import ApiError
+from imgproc_cli.outcome import ImageProgress
 
 logger = logging.getLogger(__name__)
 

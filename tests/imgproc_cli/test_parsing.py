@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.api import DEFAULT_URL
-from cli.main import build_parser
+from imgproc_cli.api import DEFAULT_URL
+from imgproc_cli.main import build_parser
 
 
 def test_defaults_without_environment() -> None:

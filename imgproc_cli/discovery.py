@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cli.errors import CliError
+from imgproc_cli.errors import CliError
 
 # Only for picking files out of folders: the server decides from the bytes what it accepts,
 # so a file named on the command line is sent whatever its extension.

@@ -18,10 +18,10 @@ import httpx
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cli import commands
-from cli.api import DEFAULT_URL, Connection
-from cli.errors import ApiError, CliError
-from cli.outcome import ExitCode
+from imgproc_cli import commands
+from imgproc_cli.api import DEFAULT_URL, Connection
+from imgproc_cli.errors import ApiError, CliError
+from imgproc_cli.outcome import ExitCode
 
 EPILOG = """\
 exit codes: 0 everything accepted (with --wait: every image done); 1 a file was refused,

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli import api
-from cli.errors import ApiError, CliError
-from tests.cli.fakes import Handler, error
+from imgproc_cli import api
+from imgproc_cli.errors import ApiError, CliError
+from tests.imgproc_cli.fakes import Handler, error
 
 
 def client(handler: Handler, key: str | None = "k") -> httpx.AsyncClient:

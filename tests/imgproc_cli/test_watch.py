@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 from websockets.asyncio.server import ServerConnection, serve
 
-from cli import api
-from cli.outcome import ImageProgress
-from cli.watch import Tracker, follow_images
-from tests.cli.fakes import FakeApi, image
+from imgproc_cli import api
+from imgproc_cli.outcome import ImageProgress
+from imgproc_cli.watch import Tracker, follow_images
+from tests.imgproc_cli.fakes import FakeApi, image
 
 A, B = "aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000"
 Script = Callable[[ServerConnection], Awaitable[None]]
