@@ -116,6 +116,8 @@ def get_idempotency_key(
             "same image, with one workflow and one set of objects. 1 to 255 printable "
             "characters (else 400 `invalid_idempotency_key`); reused for another request: "
             "409 `idempotency_key_reused`.",
+            # Documented for clients; checked below, so a bad key is our 400, not a 422.
+            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
         ),
     ] = None,
 ) -> str | None:
@@ -155,7 +157,7 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_PROJECT_ID)]
+ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_PROJECT_ID, json_schema_extra={"format": "int64"})]
 
 
 def get_scoped_project(project_id: ProjectIdPath, principal: PrincipalDep) -> int:

@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 from api.access.auth import AccessControl
 from api.access.guard import GuardPolicy, RequestGuard
 from api.deps import get_principal
-from api.docs import install_docs
+from api.docs import install_docs, install_openapi
 from api.errors import install_error_handlers
 from api.intake.upload_slots import UploadSlots
 from api.ops.metrics import ApiMetrics
@@ -24,7 +24,7 @@ from api.ops.observability import (
     install_observability,
 )
 from api.routes import events as event_routes
-from api.routes import health, images, projects
+from api.routes import health, images, metrics, projects
 from api.routes.page import install_page
 from api.schemas import ErrorPublic
 from api.status.hub import EventHub
@@ -79,7 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(projects.router)
     app.include_router(event_routes.router)
+    app.include_router(metrics.router)
     install_docs(app)
+    install_openapi(app, open_mode=settings.auth_mode == "open")
     install_page(app, settings)
     return app
 

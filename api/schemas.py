@@ -38,7 +38,7 @@ class ImageLinkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filename: str = Field(min_length=1, max_length=1024, examples=["holiday.jpg"])
-    project_id: int = Field(ge=1, le=MAX_PROJECT_ID)
+    project_id: int = Field(ge=1, le=MAX_PROJECT_ID, json_schema_extra={"format": "int64"})
 
 
 class ImageUploadLink(BaseModel):

@@ -1,6 +1,7 @@
-"""Wires metrics and log context into the app: GET /metrics, the middleware, error codes.
+"""Wires metrics and log context into the app: the middleware, error codes (the /metrics
+route itself is api.routes.metrics).
 
-install_observability(app, metrics)   middleware, error-code capture, the /metrics route
+install_observability(app, metrics)   middleware, error-code capture
 bind_image_log_context                app-wide dependency: tags log lines with the image
 """
 
@@ -13,15 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from api.access.guard import GuardedRoute
-from api.deps import AllProjectsDep
 from api.ops.metrics import (
     ERROR_CODE_SCOPE_KEY,
     STATE_QUERY_TIMEOUT_SECONDS,
@@ -32,22 +29,7 @@ from api.ops.metrics import (
 from core.logging import bind_image_context
 from core.settings import Settings
 
-router = APIRouter(tags=["operations"], route_class=GuardedRoute)
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
-
-
-@router.get("/metrics", response_class=Response)
-async def read_metrics(request: Request, _: AllProjectsDep) -> Response:
-    """Prometheus metrics of this API process, in the text exposition format.
-
-    Counts span every tenant, so with keys configured only an all-projects key reads them.
-    """
-    metrics: ApiMetrics = request.app.state.metrics
-    image_states: ImageStateGauge | None = getattr(request.app.state, "image_states", None)
-    if image_states is not None:
-        await image_states.refresh()
-    body = await run_in_threadpool(generate_latest, metrics.registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def install_observability(app: FastAPI, metrics: ApiMetrics) -> None:
@@ -56,7 +38,6 @@ def install_observability(app: FastAPI, metrics: ApiMetrics) -> None:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for error_type, handler in list(app.exception_handlers.items()):
         app.exception_handlers[error_type] = _recording_error_code(handler)
-    app.include_router(router)
 
 
 def install_image_state_gauge(app: FastAPI, engine: Engine, settings: Settings) -> None:

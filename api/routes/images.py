@@ -28,7 +28,7 @@ from api.intake.intake import Admitted
 from api.schemas import ImageAccepted, ImageLinkCreate, ImagePublic, ImageUploadLink, errors
 from api.status.progress import RUNNING_STATES, live_progress
 from api.status.views import image_public
-from core.contracts import ImageState, workflow_id_for
+from core.contracts import MAX_PROJECT_ID, ImageState, workflow_id_for
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -43,7 +43,12 @@ _UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["project_id", "file"],
                     "properties": {
-                        "project_id": {"type": "integer", "minimum": 1},
+                        "project_id": {
+                            "type": "integer",
+                            "format": "int64",
+                            "minimum": 1,
+                            "maximum": MAX_PROJECT_ID,
+                        },
                         "file": {"type": "string", "format": "binary"},
                     },
                 }
