@@ -32,6 +32,7 @@ from api.errors import (
 )
 from api.intake.intake import ImageIntake
 from api.intake.upload_slots import UploadSlots
+from api.ops.metrics import ApiMetrics, ImageStateGauge
 from api.status.hub import EventHub
 from api.status.queries import get_image
 from core.contracts import MAX_PROJECT_ID
@@ -80,7 +81,26 @@ def get_upload_slots(conn: HTTPConnection) -> UploadSlots:
     return slots
 
 
+def get_api_metrics(conn: HTTPConnection) -> ApiMetrics:
+    metrics: ApiMetrics = conn.app.state.metrics
+    return metrics
+
+
+def get_image_states(conn: HTTPConnection) -> ImageStateGauge | None:
+    """The image-state gauge, once the lifespan has installed it (it needs the engine)."""
+    gauge: ImageStateGauge | None = getattr(conn.app.state, "image_states", None)
+    return gauge
+
+
+def get_page_csp(conn: HTTPConnection) -> str:
+    csp: str = conn.app.state.page_csp
+    return csp
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ApiMetricsDep = Annotated[ApiMetrics, Depends(get_api_metrics)]
+ImageStatesDep = Annotated[ImageStateGauge | None, Depends(get_image_states)]
+PageCspDep = Annotated[str, Depends(get_page_csp)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 StorageDep = Annotated[Storage, Depends(get_storage)]

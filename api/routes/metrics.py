@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from api.access.guard import GuardedRoute
-from api.deps import AllProjectsDep
-from api.ops.metrics import ApiMetrics, ImageStateGauge
+from api.deps import AllProjectsDep, ApiMetricsDep, ImageStatesDep
 from api.schemas import errors
 
 router = APIRouter(tags=["operations"], route_class=GuardedRoute)
@@ -23,14 +22,13 @@ router = APIRouter(tags=["operations"], route_class=GuardedRoute)
         **errors(401, 403, 503),
     },
 )
-async def read_metrics(request: Request, _: AllProjectsDep) -> Response:
+async def read_metrics(
+    metrics: ApiMetricsDep, image_states: ImageStatesDep, _: AllProjectsDep
+) -> Response:
     """Prometheus metrics of this API process, in the text exposition format.
 
     Counts span every tenant, so with keys configured only an all-projects key reads them.
     """
-    # Installed by api.ops.observability with the middleware that feeds them.
-    metrics: ApiMetrics = request.app.state.metrics
-    image_states: ImageStateGauge | None = getattr(request.app.state, "image_states", None)
     if image_states is not None:
         await image_states.refresh()
     body = await run_in_threadpool(generate_latest, metrics.registry)
