@@ -22,7 +22,7 @@ from api.observability import (
 )
 from api.resources import Resources
 from api.routes import events as event_routes
-from api.routes import health, images, page, projects
+from api.routes import health, images, page, projects, webhooks
 from api.schemas import ErrorPublic
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)
+    app.include_router(webhooks.router)
     app.include_router(event_routes.router)
     app.include_router(page.router)
     return app

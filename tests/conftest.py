@@ -25,6 +25,14 @@ from devstack.ports import free_port
 from tests.services import start_test_stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The receivers are on 127.0.0.1 over plain http, and retries must come within seconds.
+WEBHOOK_TEST_ENV = {
+    "WEBHOOK_ALLOW_HTTP": "true",
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+    "WEBHOOK_INITIAL_RETRY_SECONDS": "0.5",
+    "WEBHOOK_MAX_RETRY_INTERVAL_SECONDS": "1",
+    "WEBHOOK_RETRY_PERIOD_SECONDS": "300",
+}
 
 
 @pytest.fixture(scope="session")
@@ -90,4 +98,5 @@ def subprocess_env(settings: Settings, stack_env: dict[str, str]) -> dict[str, s
         **stack_env,
         "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
         "PYTHONUNBUFFERED": "1",
+        **WEBHOOK_TEST_ENV,
     }
