@@ -51,7 +51,7 @@ class DeliveryRecords:
             ).one_or_none()
             if row is None:
                 return None
-            delivery, endpoint = row.tuple()
+            delivery, endpoint = row
             image = None
             if delivery.image_id is not None:
                 image = session.scalar(

@@ -141,7 +141,7 @@ class WebhookActivities:
         self._records.record_attempt(delivery.delivery_id, record)
         self._metrics.count("retry" if retry else code.value)
         activity.logger.info("delivery %s: %s", delivery.delivery_id, failure(code, detail))
-        raise ApplicationError(failure(code, detail), type=code.value, non_retryable=not retry)
+        raise ApplicationError(detail or code.value, type=code.value, non_retryable=not retry)
 
     @activity.defn(name=GIVE_UP_ACTIVITY)
     def give_up(self, request: GiveUpInput) -> None:

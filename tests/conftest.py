@@ -45,6 +45,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 def settings(stack_env: dict[str, str]) -> Settings:
     values = {key.lower(): value for key, value in stack_env.items()}
     values["temporal_task_queue"] = f"test-{uuid.uuid4()}"
+    values.update({key.lower(): value for key, value in WEBHOOK_TEST_ENV.items()})
     # model_validate reads no environment or .env file: the suite sees only its own stack.
     return Settings.model_validate(values)
 
