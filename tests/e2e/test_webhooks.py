@@ -9,7 +9,7 @@ import time
 from devstack.ports import free_port
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import upload, wait_until_final
-from tests.e2e.test_observability import truncated_jpeg
+from tests.e2e.test_observability import eventually_summed, truncated_jpeg
 from tests.e2e.webhook_helpers import (
     add_webhook,
     all_settled,
@@ -18,6 +18,7 @@ from tests.e2e.webhook_helpers import (
     wait_for_deliveries,
 )
 from tests.factories import jpeg_bytes
+from tests.metrics_text import sample_value
 from tests.webhook_receiver import Script, running_receiver
 
 
@@ -44,6 +45,16 @@ async def test_fails_three_times_then_one_signed_delivery(product: Product) -> N
     assert delivery["id"] == got[-1].headers["webhook-id"]
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 4)
     assert delivery["last_status_code"] == 200
+    await eventually_summed(product, assert_delivery_series)
+
+
+def assert_delivery_series(texts: list[str]) -> None:
+    def total(name: str, **labels: str) -> float:
+        return sum(sample_value(text, name, **labels) or 0 for text in texts)
+
+    assert total("imgproc_webhook_deliveries_total", outcome="delivered") >= 1
+    assert total("imgproc_webhook_deliveries_total", outcome="retry") >= 3
+    assert total("imgproc_webhook_attempt_duration_seconds_count") >= 4
 
 
 async def test_receiver_down_gets_it_once_back(product: Product) -> None:
