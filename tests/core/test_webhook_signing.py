@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import time
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from core.webhooks.addresses import (
 )
 from core.webhooks.contracts import delivery_id_for, delivery_workflow_id_for
 from core.webhooks.signing import SignatureError, new_secret, signed_headers, verify
+from tests.conftest import REPO_ROOT
 
 BODY = b'{"type":"image.done"}'
 
@@ -124,3 +127,18 @@ def test_url_parts() -> None:
         "https", "example.com", 443, "/h?x=1"
     )
     assert parse_url("http://[::1]:8080", True) == Target("http", "::1", 8080, "/")
+
+
+def test_the_receiver_code_in_the_docs_verifies_our_signatures() -> None:
+    text = (REPO_ROOT / "docs" / "webhooks.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/webhooks.md", "exec"), namespace)
+    receiver_verify = namespace["verify_webhook"]
+    secret = new_secret()
+    headers = signed_headers(secret, "msg_1", BODY)
+    assert receiver_verify(secret, headers, BODY)
+    assert not receiver_verify(secret, headers, BODY + b" ")
+    assert not receiver_verify(new_secret(), headers, BODY)
+    stale = signed_headers(secret, "msg_1", BODY, now=time.time() - 301)
+    assert not receiver_verify(secret, stale, BODY)
