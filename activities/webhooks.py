@@ -42,6 +42,8 @@ from core.webhooks.payload import PayloadTooLargeError, event_body
 from core.webhooks.signing import signed_headers
 
 GONE = 410
+# What an attempt answers when its delivery (or its endpoint) was deleted meanwhile.
+GONE_STATUS = "gone"
 
 
 class WebhookActivities:
@@ -63,12 +65,17 @@ class WebhookActivities:
         return [self.deliver, self.give_up]
 
     @activity.defn(name=DELIVER_ACTIVITY)
-    def deliver(self, request: AttemptInput) -> None:
-        """POST the event once; raise to be retried, or a non-retryable error to stop."""
+    def deliver(self, request: AttemptInput) -> str:
+        """POST the event once; raise to be retried, or a non-retryable error to stop.
+
+        Answers the delivery's status: `delivered`, or `gone` if its endpoint was deleted.
+        """
         delivery = self._records.load(request.delivery_id)
+        if delivery is None:
+            return GONE_STATUS
         # Delivered already: a duplicate attempt after a crash sends nothing again.
-        if delivery is None or delivery.status is DeliveryStatus.DELIVERED:
-            return
+        if delivery.status is DeliveryStatus.DELIVERED:
+            return DeliveryStatus.DELIVERED.value
         if not delivery.endpoint_enabled:
             self._fail(delivery, DeliveryFailure.ENDPOINT_DISABLED, retry=False)
         try:
@@ -87,6 +94,7 @@ class WebhookActivities:
                 delivery, DeliveryFailure.UNREACHABLE, retry=True, detail=type(error).__name__
             )
         self._judge(delivery, answer)
+        return DeliveryStatus.DELIVERED.value
 
     def _attempt(self, delivery: PendingDelivery) -> Answer:
         settings = self._settings

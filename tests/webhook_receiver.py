@@ -29,6 +29,7 @@ class Script:
     failures: int = 0
     failure_status: int = 500
     final: int | str = 200
+    delay_seconds: float = 0.0  # before answering: a slow receiver
 
 
 class Receiver:
@@ -68,6 +69,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 answer = receiver._answer(self.path)
+                time.sleep(receiver.scripts.get(self.path, Script()).delay_seconds)
                 status = 302 if answer == "redirect" else 200 if answer == "oversized" else answer
                 assert isinstance(status, int)
                 headers = {k.lower(): v for k, v in self.headers.items()}

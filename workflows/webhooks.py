@@ -39,6 +39,7 @@ GIVE_UP_WINDOW = timedelta(days=1)
 class WebhookDeliveryWorkflow:
     @workflow.run
     async def run(self, request: DeliveryInput) -> str:
+        """`delivered`, `failed`, or `gone` (the endpoint was deleted meanwhile)."""
         retries = RetryPolicy(
             initial_interval=timedelta(seconds=request.initial_retry_seconds),
             backoff_coefficient=2.0,
@@ -46,7 +47,7 @@ class WebhookDeliveryWorkflow:
             non_retryable_error_types=list(NON_RETRYABLE_FAILURES),
         )
         try:
-            await workflow.execute_activity(
+            status: str = await workflow.execute_activity(
                 DELIVER_ACTIVITY,
                 AttemptInput(request.delivery_id),
                 start_to_close_timeout=ATTEMPT_ACTIVITY_TIMEOUT,
@@ -65,4 +66,4 @@ class WebhookDeliveryWorkflow:
                 )
             workflow.logger.info("delivery %s failed", request.delivery_id)
             return DeliveryStatus.FAILED.value
-        return DeliveryStatus.DELIVERED.value
+        return status

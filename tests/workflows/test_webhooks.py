@@ -1,0 +1,76 @@
+"""`WebhookDeliveryWorkflow` on the real Temporal dev server, with stand-in activities."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from core.webhooks.contracts import (
+    DELIVER_ACTIVITY,
+    DELIVERY_WORKFLOW_NAME,
+    GIVE_UP_ACTIVITY,
+    AttemptInput,
+    DeliveryInput,
+    GiveUpInput,
+)
+from workflows.webhooks import WebhookDeliveryWorkflow
+
+
+class StandIns:
+    def __init__(self, failures: int, error_type: str = "http_status") -> None:
+        self.failures = failures
+        self.error_type = error_type
+        self.attempts = 0
+        self.given_up: list[str] = []
+
+    @activity.defn(name=DELIVER_ACTIVITY)
+    async def deliver(self, request: AttemptInput) -> str:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            non_retryable = self.error_type != "http_status"
+            raise ApplicationError("no", type=self.error_type, non_retryable=non_retryable)
+        return "delivered"
+
+    @activity.defn(name=GIVE_UP_ACTIVITY)
+    async def give_up(self, request: GiveUpInput) -> None:
+        self.given_up.append(request.reason)
+
+
+async def deliver(client: Client, stand_ins: StandIns, period: float) -> str:
+    queue = f"test-webhooks-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[WebhookDeliveryWorkflow],
+        activities=[stand_ins.deliver, stand_ins.give_up],
+    ):
+        result: str = await client.execute_workflow(
+            DELIVERY_WORKFLOW_NAME,
+            DeliveryInput("msg_test", period, 0.1, 0.2),
+            id=f"webhook-test-{uuid.uuid4()}",
+            task_queue=queue,
+        )
+    return result
+
+
+async def test_retries_until_delivered(temporal_client: Client) -> None:
+    stand_ins = StandIns(failures=3)
+    assert await deliver(temporal_client, stand_ins, period=60) == "delivered"
+    assert (stand_ins.attempts, stand_ins.given_up) == (4, [])
+
+
+async def test_gives_up_when_the_period_runs_out(temporal_client: Client) -> None:
+    stand_ins = StandIns(failures=10_000)
+    assert await deliver(temporal_client, stand_ins, period=2) == "failed"
+    assert stand_ins.attempts >= 2  # the server spaces retries at about 1 s at least
+    assert stand_ins.given_up == ["expired"]
+
+
+async def test_a_final_refusal_is_not_retried(temporal_client: Client) -> None:
+    stand_ins = StandIns(failures=1, error_type="gone")
+    assert await deliver(temporal_client, stand_ins, period=60) == "failed"
+    assert (stand_ins.attempts, stand_ins.given_up) == (1, [])
