@@ -66,7 +66,7 @@ async def test_retries_until_delivered(temporal_client: Client) -> None:
 async def test_gives_up_when_the_period_runs_out(temporal_client: Client) -> None:
     stand_ins = StandIns(failures=10_000)
     assert await deliver(temporal_client, stand_ins, period=2) == "failed"
-    assert stand_ins.attempts >= 2  # the server spaces retries at about 1 s at least
+    assert stand_ins.attempts >= 2  # the server may space quick retries further apart
     assert stand_ins.given_up == ["expired"]
 
 
