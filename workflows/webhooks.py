@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core.webhooks.contracts import (
@@ -55,8 +55,9 @@ class WebhookDeliveryWorkflow:
                 retry_policy=retries,
             )
         except ActivityError as error:
-            if isinstance(error.cause, TimeoutError):
-                # The retry period ran out; a final refusal was recorded by the attempt.
+            if not _final_refusal(error):
+                # The retry period ran out (Temporal fails the activity with its timeout,
+                # or with the last attempt's error when the next retry would not fit).
                 await workflow.execute_activity(
                     GIVE_UP_ACTIVITY,
                     GiveUpInput(request.delivery_id, DeliveryFailure.EXPIRED.value),
@@ -67,3 +68,11 @@ class WebhookDeliveryWorkflow:
             workflow.logger.info("delivery %s failed", request.delivery_id)
             return DeliveryStatus.FAILED.value
         return status
+
+
+def _final_refusal(error: ActivityError) -> bool:
+    """A non-retryable refusal, which the attempt itself recorded as `failed`."""
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and (
+        cause.non_retryable or cause.type in NON_RETRYABLE_FAILURES
+    )
