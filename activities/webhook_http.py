@@ -11,6 +11,7 @@ import ipaddress
 import ssl
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import httpx
 
@@ -42,8 +43,12 @@ class WebhookSender:
     """Shared by the activity threads: the TLS context is built once (loading CAs is slow)."""
 
     def __init__(self, timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS) -> None:
-        self._tls = ssl.create_default_context()
         self._timeout = timeout_seconds
+
+    @cached_property
+    def _tls(self) -> ssl.SSLContext:
+        # Built on first use, not at worker start; two threads racing build two, harmlessly.
+        return ssl.create_default_context()
 
     def post(
         self, target: Target, address: IPAddress, headers: dict[str, str], body: bytes
