@@ -42,13 +42,16 @@ def _host_header(target: Target) -> str:
 class WebhookSender:
     """Shared by the activity threads: the TLS context is built once (loading CAs is slow)."""
 
-    def __init__(self, timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._timeout = timeout_seconds
+        self._given_tls = tls  # tests trust their own CA; None: the system's
 
     @cached_property
     def _tls(self) -> ssl.SSLContext:
         # Built on first use, not at worker start; two threads racing build two, harmlessly.
-        return ssl.create_default_context()
+        return self._given_tls or ssl.create_default_context()
 
     def post(
         self, target: Target, address: IPAddress, headers: dict[str, str], body: bytes
