@@ -48,6 +48,7 @@ from activities.metrics import (
 from activities.uploads import UploadActivities
 from activities.webhook_metrics import DeliveryMetrics
 from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
+from activities.webhook_relay import run_relay
 from activities.webhooks import WebhookActivities
 from activities.working_copies import WorkingCopies
 from core import vips_engine
@@ -214,10 +215,11 @@ async def run_worker(settings: Settings) -> None:
     client = await connect_temporal(settings, runtime=sdk_metrics_runtime(settings))
     await keep_schedules(client, settings)
     engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
     loop = asyncio.get_running_loop()
     metrics = WorkerMetrics()
     starter = DeliveryStarter(client, loop, settings)
-    activities = build_activities(settings, make_sessionmaker(engine), starter, metrics)
+    activities = build_activities(settings, sessions, starter, metrics)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -226,7 +228,11 @@ async def run_worker(settings: Settings) -> None:
         serve_worker_metrics(settings, metrics),
         ThreadPoolExecutor(max_workers=executor_threads(settings)) as executor,
     ):
-        async with running_workers(client, settings, activities, executor, interceptors):
+        async with (
+            running_workers(client, settings, activities, executor, interceptors),
+            asyncio.TaskGroup() as background,
+        ):
+            background.create_task(run_relay(client, settings, sessions, stop))
             logger.info(
                 "worker polling %s and %s on %s",
                 settings.temporal_task_queue,

@@ -195,6 +195,10 @@ class Settings(BaseSettings):
     webhook_max_concurrent_deliveries: Annotated[int, Field(ge=1, le=256)] = 16
     webhook_max_payload_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024
     webhook_max_endpoints_per_project: Annotated[int, Field(ge=1, le=100)] = 10
+    # Every worker looks this often for deliveries recorded but never started (the process
+    # died between the commit and the start, and nothing retried it), older than the age.
+    webhook_relay_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    webhook_relay_age_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 120.0
 
     @field_validator("database_url")
     @classmethod

@@ -7,8 +7,9 @@ Writing them with the state means an event is never lost between "the image is d
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -67,3 +68,26 @@ def pending_deliveries(session: Session, image_id: uuid.UUID, run_id: str) -> li
             )
         )
     )
+
+
+RELAY_BATCH = 100
+
+
+def orphaned_deliveries(session: Session, older_than_seconds: float) -> list[tuple[str, int]]:
+    """Pending deliveries never attempted, recorded a while ago: (id, redeliveries).
+
+    A started delivery makes its first attempt within seconds, so these are the ones whose
+    start was lost (a crash after the commit that nothing retried), oldest first.
+    """
+    cutoff = func.now() - timedelta(seconds=older_than_seconds)
+    rows = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.redeliveries)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING.value,
+            WebhookDelivery.attempts == 0,
+            WebhookDelivery.created_at < cutoff,
+        )
+        .order_by(WebhookDelivery.created_at)
+        .limit(RELAY_BATCH)
+    )
+    return [(row.id, row.redeliveries) for row in rows]

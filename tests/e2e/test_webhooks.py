@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.webhooks.contracts import WebhookEvent
+from core.webhooks.outbox import enqueue_deliveries
 from devstack.ports import free_port
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import upload, wait_until_final
@@ -141,3 +146,24 @@ async def test_error_event_redeliver_and_disable(product: Product) -> None:
     payload = verified_payload(got[1], hook["secret"])
     assert payload["type"] == "image.error"
     assert payload["data"]["error"]["code"]
+
+
+async def test_a_delivery_recorded_but_never_started_is_relayed(
+    product: Product, sessions: sessionmaker[Session]
+) -> None:
+    project_id = product.new_project_id()
+    with running_receiver() as receiver:
+        async with product.client() as client:
+            image_id = await upload(client, project_id, "d.jpg", jpeg_bytes(64, 64))
+            await wait_until_final(client, image_id)
+            hook = await add_webhook(client, project_id, receiver.script("/orphan", Script()))
+            # As if the activity that finished the image died right after its commit, and
+            # nothing retried it: the row exists, its workflow was never started.
+            with sessions.begin() as session:
+                [delivery_id] = enqueue_deliveries(
+                    session, uuid.UUID(image_id), project_id, "lost-run", WebhookEvent.IMAGE_DONE
+                )
+            [done] = await wait_for_deliveries(client, project_id, hook["id"], all_settled(1))
+            await asyncio.sleep(1.5)
+    assert (done["id"], done["status"]) == (delivery_id, "delivered")
+    assert len(receiver.requests_to("/orphan")) == 1
