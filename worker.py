@@ -5,6 +5,7 @@ synchronous activities on a thread pool sized to its activity concurrency. It po
 task queues: the shared one (workflows and every activity), one of its own, where the
 resizes of the images it prepared come back to the decoded copies it holds in memory, and
 the webhook delivery queue (`<queue>-webhooks`), whose attempts have slots of their own.
+A background task (the outbox relay) starts webhook deliveries whose start was lost.
 
 On SIGTERM or SIGINT it stops taking new work, lets in-flight activities finish and the
 copies it holds be rendered, all within the grace period. At start it creates the
