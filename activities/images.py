@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import classify_errors
+from activities.errors import classify_errors, public_message
 from activities.metrics import count_bytes_in
 from activities.records import ImageRecords
 from activities.webhook_outbox import WebhookOutbox
@@ -169,10 +169,12 @@ class ImageActivities:
         Only Postgres is needed here, so an image still ends in `error` while S3 is down.
         """
         image_id = uuid.UUID(request.image_id)
-        keys = self._records.set_error(image_id, request.code, request.message)
+        message = public_message(request.code, request.message)
+        if message != request.message:
+            activity.logger.warning("image %s failed: %s", request.image_id, request.message)
+        keys = self._records.set_error(image_id, request.code, message)
         keys.append(request.working_key)
-        if request.source_key is not None:
-            keys.append(request.source_key)
+        keys.extend(key for key in (request.source_key, request.original_key) if key is not None)
         return DiscardInput(keys)
 
     @activity.defn(name=DISCARD_ACTIVITY)
@@ -185,8 +187,11 @@ class ImageActivities:
         try:
             self._storage.download_file(key, path)
         except ObjectMissingError as error:
+            activity.logger.warning("object %s is missing", key)
             raise ApplicationError(
-                f"object {key} is missing", type=ErrorCode.SOURCE_MISSING, non_retryable=True
+                public_message(ErrorCode.SOURCE_MISSING, ""),
+                type=ErrorCode.SOURCE_MISSING,
+                non_retryable=True,
             ) from error
         count_bytes_in(path.stat().st_size)
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, update
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.webhook_outbox import WebhookOutbox
-from core.contracts import ImageState, ResizeResult
+from core.contracts import RESUMABLE_ERROR_TYPES, ImageState, ResizeResult
 from core.events import publish, state_event, version_event
 from core.models import Image, Version
 
@@ -67,6 +67,29 @@ class ImageRecords:
             )
             if project_id is not None:
                 publish(session, state_event(image_id, project_id, ImageState.UPLOADED))
+
+    def seal_original(self, image_id: uuid.UUID, staging_key: str, original_key: str) -> bool:
+        """Point the image at its sealed original; False when the row has moved on.
+
+        Conditional, so idempotent and never late: only a row still pointing at the staged
+        object changes, and only while sealing is its next step: `uploaded`, or `error`
+        after a transient fault (an operator's reset takes it up again). No event: the
+        state stays the same.
+        """
+        sealing_is_next = or_(
+            Image.state == ImageState.UPLOADED.value,
+            and_(
+                Image.state == ImageState.ERROR.value, Image.error_code.in_(RESUMABLE_ERROR_TYPES)
+            ),
+        )
+        with self._sessions.begin() as session:
+            changed = session.scalar(
+                update(Image)
+                .where(Image.id == image_id, Image.source_key == staging_key, sealing_is_next)
+                .values(source_key=original_key)
+                .returning(Image.id)
+            )
+        return changed is not None
 
     def set_error(self, image_id: uuid.UUID, code: str, message: str) -> list[str]:
         """End the image in `error` without versions; answer the keys the versions had."""

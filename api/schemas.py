@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.contracts import ImageState
 
@@ -35,6 +35,9 @@ class ImageAccepted(BaseModel):
 
 
 class ImageLinkCreate(BaseModel):
+    # An unknown field is a client's mistake (or a probe): 422, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     filename: str = Field(min_length=1, max_length=1024, examples=["holiday.jpg"])
     project_id: int = Field(ge=1, le=2**63 - 1)
 

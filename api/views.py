@@ -1,4 +1,5 @@
-"""Turn ORM rows into API schemas, with freshly signed links."""
+"""Turn ORM rows into API schemas, with freshly signed links (the image document itself
+is built in `core.documents`, which the webhook activities share)."""
 
 from __future__ import annotations
 

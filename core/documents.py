@@ -2,6 +2,10 @@
 
 It lives in core so the api and the webhook activities build it the same way, with
 freshly presigned links that expire like every other link.
+
+Links name the type S3 serves them with: a derivative its own image type, the original
+its verified format's, as an attachment. The original is linked only once sealed, and
+never for an image in `error`, so nothing a client posted unverified is ever served.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from core.contracts import ImageState
+from core.contracts import ORIGINALS_PREFIX, ImageState
+from core.inspection import media_type_for
 from core.models import Image
 from core.presets import ORIGINAL, PRESET_NAMES, VERSION_NAMES
 from core.storage import Storage
@@ -60,13 +65,25 @@ class ImagePublic(ImageSummary):
     updated_at: datetime
 
 
+UNLINKED_STATES = frozenset({ImageState.INIT, ImageState.ERROR})
+
+
+def original_link(image: Image, storage: Storage) -> str | None:
+    """The sealed original (images from before sealing were uploaded to that key), once
+    verified, as a download of its verified type."""
+    sealed = image.source_key.startswith(ORIGINALS_PREFIX)
+    if not sealed or image.state in UNLINKED_STATES:
+        return None
+    content_type = media_type_for(image.format or "")
+    return storage.presign_get(image.source_key, content_type, attachment=True)
+
+
 def version_links(image: Image, storage: Storage) -> dict[str, str | None]:
     links: dict[str, str | None] = dict.fromkeys(VERSION_NAMES)
-    if image.state != ImageState.INIT:
-        links[ORIGINAL] = storage.presign_get(image.source_key)
+    links[ORIGINAL] = original_link(image, storage)
     for version in image.versions:
         if version.name in PRESET_NAMES:
-            links[version.name] = storage.presign_get(version.key)
+            links[version.name] = storage.presign_get(version.key, version.content_type)
     return links
 
 
@@ -83,7 +100,7 @@ def image_public(image: Image, storage: Storage) -> ImagePublic:
     links = version_links(image, storage)
     details = {
         version.name: VersionPublic(
-            url=links[version.name] or storage.presign_get(version.key),
+            url=links[version.name] or storage.presign_get(version.key, version.content_type),
             width=version.width,
             height=version.height,
             bytes=version.bytes,

@@ -149,11 +149,25 @@ def _refuse_busy_ports(stack: LocalStack, api_port: int) -> None:
         raise StartupError(f"ports already in use on {LOOPBACK}: {', '.join(busy)}")
 
 
+def auth_mode(environ: Mapping[str, str]) -> str:
+    """`open` for the local stack, which binds 127.0.0.1 only, unless keys are asked for.
+
+    The app itself defaults to `keys`; `make run` is the one place that opens it.
+    """
+    return environ.get("AUTH_MODE") or ("keys" if environ.get("API_KEYS") else "open")
+
+
 def _serve(
     stack: LocalStack, args: argparse.Namespace, commands: AppCommands, supervisor: Supervisor
 ) -> int:
     api_url = f"http://{LOOPBACK}:{args.api_port}"
-    env = {**DEV_WEBHOOK_ENV, **os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **DEV_WEBHOOK_ENV,
+        **os.environ,
+        **stack.env(),
+        "AUTH_MODE": auth_mode(os.environ),
+        "PYTHONUNBUFFERED": "1",
+    }
     run_migrations(commands, env, stack.logs_dir / "migrate.log")
     stack.ensure_bucket()
     try:
@@ -236,7 +250,7 @@ def _announce(stack: LocalStack, args: argparse.Namespace, api_url: str) -> None
         f"s3          {env['S3_ENDPOINT_URL']} (bucket {env['S3_BUCKET']}, {s3_note})",
         f"workers     {args.workers} processes (logs: {stack.logs_dir}/worker-*.log)",
         f"api         {api_url}  (docs: {api_url}/docs)",
-        f"auth        {'on (API_KEYS)' if os.environ.get('API_KEYS') else 'off (no API_KEYS; on once python -m api.keys creates one)'}, listening on {LOOPBACK} only",  # noqa: E501
+        _auth_line(auth_mode(os.environ)),
         _webhooks_line(),
         f"local mode binds {LOOPBACK} only; press Ctrl-C to stop",
     ]
@@ -254,6 +268,15 @@ def _webhooks_line() -> str:
         "webhooks    WEBHOOK_ALLOW_PRIVATE_NETWORKS is ON: deliveries may reach private and "
         f"loopback addresses{' over http too' if plain else ''} (never on a server)"
     )
+
+
+def _auth_line(mode: str) -> str:
+    if mode == "open":
+        return (
+            f"auth        OPEN (AUTH_MODE=open, set by make run): no key needed, every "
+            f"project readable by anyone who reaches {LOOPBACK}; AUTH_MODE=keys to require keys"
+        )
+    return "auth        keys (AUTH_MODE=keys): every data route needs a valid API key"
 
 
 def _stop_app(supervisor: Supervisor) -> None:

@@ -48,6 +48,8 @@ def settings(stack_env: dict[str, str]) -> Settings:
     values = {key.lower(): value for key, value in stack_env.items()}
     values["temporal_task_queue"] = f"test-{uuid.uuid4()}"
     values.update({key.lower(): value for key, value in WEBHOOK_TEST_ENV.items()})
+    # As `make run` does; the keyed and security fixtures start APIs with AUTH_MODE=keys.
+    values["auth_mode"] = "open"
     # model_validate reads no environment or .env file: the suite sees only its own stack.
     return Settings.model_validate(values)
 
@@ -100,6 +102,7 @@ def subprocess_env(settings: Settings, stack_env: dict[str, str]) -> dict[str, s
         **os.environ,
         **stack_env,
         "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "AUTH_MODE": settings.auth_mode,
         "PYTHONUNBUFFERED": "1",
         **WEBHOOK_TEST_ENV,
     }

@@ -1,5 +1,11 @@
-"""`ImageProcessingWorkflow`: wait for the upload if needed, prepare once, fan out one resize
-per size, record the outcome.
+"""`ImageProcessingWorkflow`: wait for the upload if needed, seal the original, prepare once,
+fan out one resize per size, record the outcome.
+
+The seal (the `seal-original` change) is the first activity after the upload is verified:
+it copies the staged upload, pinned to the version that was verified, to the image's
+sealed original key, and removes the staged object. Everything after reads the sealed
+copy, which no client can write; images uploaded before the change were uploaded straight
+to that key, and skip it.
 
 The resizes run on the task queue of the worker that prepared the image, which keeps the
 decoded copy in memory (the `render-where-prepared` change). If that worker is gone or
@@ -29,6 +35,9 @@ with workflow.unsafe.imports_passed_through():
         NON_RETRYABLE_ERROR_TYPES,
         PREPARE_ACTIVITY,
         RESIZE_ACTIVITY,
+        RESUMABLE_ERROR_TYPES,
+        SEAL_ORIGINAL_ACTIVITY,
+        STAGING_PREFIX,
         STATUS_QUERY,
         TRANSIENT_ERROR_TYPES,
         VERIFY_UPLOAD_ACTIVITY,
@@ -47,13 +56,17 @@ with workflow.unsafe.imports_passed_through():
         ProcessingStatus,
         ResizeInput,
         ResizeResult,
+        SealInput,
         UploadConfirmation,
+        VerifiedUpload,
         VerifyUploadInput,
+        original_key_for,
         working_key_for,
     )
     from core.presets import PRESETS, Preset, fit_within
 
 RENDER_WHERE_PREPARED = "render-where-prepared"
+SEAL_ORIGINAL = "seal-original"
 PREPARE_TIMEOUT = timedelta(minutes=2)
 RESIZE_TIMEOUT = timedelta(minutes=1)
 # A render from memory takes well under a second; it sends no heartbeats (each one is a
@@ -100,6 +113,10 @@ class ImageProcessingWorkflow:
         self._expired = False
         self._confirming = False
         self._confirmation: UploadConfirmation | None = None
+        self._verified: VerifiedUpload | None = None
+        # What prepare reads: the sealed original once sealed, else the key uploaded to.
+        self._original_key = request.source_key
+        self._sealed = False
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> ProcessingStatus:
@@ -130,6 +147,8 @@ class ImageProcessingWorkflow:
         working_key = working_key_for(request.image_id)
         if request.awaiting_upload:
             await self._await_upload(request, working_key)
+        if request.source_key.startswith(STAGING_PREFIX) and workflow.patched(SEAL_ORIGINAL):
+            await self._seal(request, working_key)
         in_memory = workflow.patched(RENDER_WHERE_PREPARED)
         try:
             if in_memory:
@@ -189,7 +208,8 @@ class ImageProcessingWorkflow:
 
     async def _verify_upload(self, request: ConfirmUploadInput) -> UploadConfirmation:
         try:
-            await workflow.execute_activity(
+            # Decoded by hand: histories from before the seal hold no result here.
+            verified = await workflow.execute_activity(
                 VERIFY_UPLOAD_ACTIVITY,
                 VerifyUploadInput(request.image_id, self._source_key),
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
@@ -199,8 +219,39 @@ class ImageProcessingWorkflow:
             return UploadConfirmation(
                 ImageState.ERROR.value, _error_code(error), str(error.cause or error)
             )
+        if isinstance(verified, dict):
+            self._verified = VerifiedUpload(str(verified["etag"]), str(verified["format"]))
         self._status.state = ImageState.UPLOADED.value
         return UploadConfirmation(ImageState.UPLOADED.value)
+
+    async def _seal(self, request: ImageProcessingInput, working_key: str) -> None:
+        """Copy the verified upload to the sealed original (see the module docstring)."""
+        verified = self._verified
+        etag = request.source_etag or (verified.etag if verified else "")
+        image_format = request.source_format or (verified.format if verified else "")
+        original_key = original_key_for(request.image_id)
+        try:
+            # Local: a short copy and update, run in the workflow task that needs it.
+            await workflow.execute_local_activity(
+                SEAL_ORIGINAL_ACTIVITY,
+                SealInput(request.image_id, request.source_key, original_key, etag, image_format),
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                retry_policy=self._retry,
+            )
+        except (ActivityError, ApplicationError) as error:
+            # A local activity's failure may arrive as its own ApplicationError, unwrapped.
+            cause = error.cause if isinstance(error, ActivityError) else error
+            code = _code_of(cause)
+            await self._fail(
+                request,
+                working_key,
+                code,
+                str(cause or error),
+                refuse_source=not _keeps_source(code),
+            )
+            raise self._final_error(request) from error
+        self._original_key = original_key
+        self._sealed = True
 
     async def _expire(self, request: ImageProcessingInput) -> None:
         workflow.logger.info("upload link for %s expired", request.image_id)
@@ -257,7 +308,7 @@ class ImageProcessingWorkflow:
         self._status.state = ImageState.PROCESSING.value
         prepared: PreparedImage = await workflow.execute_activity(
             PREPARE_ACTIVITY,
-            PrepareInput(request.image_id, request.source_key, working_key, render_versions or []),
+            PrepareInput(request.image_id, self._original_key, working_key, render_versions or []),
             result_type=PreparedImage,
             start_to_close_timeout=PREPARE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -317,6 +368,9 @@ class ImageProcessingWorkflow:
         workflow.logger.warning("image %s failed with %s", request.image_id, code)
         self._status.state = ImageState.ERROR.value
         self._status.error_code = code
+        # A sealed image that failed for good keeps nothing; after a transient fault its
+        # original stays (unlinked) for an operator's `temporal workflow reset`.
+        discard_all = self._sealed and not _keeps_source(code)
         leftovers: DiscardInput = await workflow.execute_activity(
             FAIL_ACTIVITY,
             FailureInput(
@@ -324,7 +378,8 @@ class ImageProcessingWorkflow:
                 working_key,
                 code,
                 message,
-                source_key=request.source_key if refuse_source else None,
+                source_key=request.source_key if refuse_source or discard_all else None,
+                original_key=self._original_key if discard_all else None,
             ),
             result_type=DiscardInput,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
@@ -366,8 +421,17 @@ _RECORDED_ERROR_TYPES = frozenset(NON_RETRYABLE_ERROR_TYPES + TRANSIENT_ERROR_TY
 }
 
 
+def _keeps_source(code: str) -> bool:
+    """Whether a failure with `code` leaves the upload worth keeping: a fault of ours, which
+    a reset may get past, not a verdict on the image."""
+    return code in RESUMABLE_ERROR_TYPES
+
+
 def _error_code(error: ActivityError) -> str:
-    cause = error.cause
+    return _code_of(error.cause)
+
+
+def _code_of(cause: BaseException | None) -> str:
     if isinstance(cause, ApplicationError) and cause.type in _RECORDED_ERROR_TYPES:
         return cause.type
     return ErrorCode.PROCESSING_FAILED.value

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.dependency_errors import dependency_errors
 from api.deps import ScopedProjectDep, get_principal
+from api.guard import GuardedRoute
 from api.schemas import ErrorPublic
 from api.webhooks.deps import (
     DeliveryIdPath,
@@ -32,6 +33,8 @@ router = APIRouter(
     prefix="/projects/{project_id}/webhooks",
     tags=["webhooks"],
     dependencies=[Depends(get_principal)],
+    # The key is checked, and the JSON body bounded, before FastAPI reads the body.
+    route_class=GuardedRoute,
 )
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]

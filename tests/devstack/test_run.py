@@ -79,6 +79,8 @@ def test_serves_until_sigterm_then_stops_everything(
     assert f"api         http://{LOOPBACK}:{api_port}" in output.read_text()
     assert "(external)" in output.read_text()
     assert "WEBHOOK_ALLOW_PRIVATE_NETWORKS is ON" in output.read_text()
+    # The app defaults to AUTH_MODE=keys; make run opens it, and says so.
+    assert "auth        OPEN (AUTH_MODE=open, set by make run)" in output.read_text()
 
     os.kill(launcher.pid, signal.SIGTERM)
     assert launcher.wait(60) == 0, output.read_text()

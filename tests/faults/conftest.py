@@ -143,14 +143,16 @@ def fault_product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultPro
         stack.ensure_bucket()
         env = stack.env()
         values = {key.lower(): value for key, value in env.items()}
+        # Open, as `make run` runs it: these tests are about outages, not keys.
         settings = Settings.model_validate(
-            values | {"temporal_task_queue": f"faults-{uuid.uuid4()}"}
+            values | {"temporal_task_queue": f"faults-{uuid.uuid4()}", "auth_mode": "open"}
         )
         command.upgrade(alembic_config(settings.database_url), "head")
         process_env = {
             **os.environ,
             **env,
             "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+            "AUTH_MODE": settings.auth_mode,
             "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "20",
             "PYTHONUNBUFFERED": "1",
             **WEBHOOK_TEST_ENV,

@@ -19,6 +19,7 @@ from core.contracts import (
     FINISH_ACTIVITY,
     PREPARE_ACTIVITY,
     RESIZE_ACTIVITY,
+    SEAL_ORIGINAL_ACTIVITY,
     DiscardInput,
     ErrorCode,
     FailureInput,
@@ -30,6 +31,9 @@ from core.contracts import (
     ProcessingStatus,
     ResizeInput,
     ResizeResult,
+    SealInput,
+    original_key_for,
+    staging_key_for,
     workflow_id_for,
 )
 from core.presets import PRESETS
@@ -48,8 +52,11 @@ class FakeActivities:
         reject_with: str | None = None,
         render_queue: str | None = None,
         lose: dict[int, set[str]] | None = None,
+        seal_fails_with: str | None = None,
     ) -> None:
         self.reject_with = reject_with
+        self.seal_fails_with = seal_fails_with
+        self.sealed: list[SealInput] = []
         self.render_queue = render_queue
         self.lose = lose or {}
         self.prepared: list[PrepareInput] = []
@@ -94,7 +101,13 @@ class FakeActivities:
         def discard(request: DiscardInput) -> None:
             self.discarded.extend(request.keys)
 
-        return [prepare, resize, finish, fail, discard]
+        @activity.defn(name=SEAL_ORIGINAL_ACTIVITY)
+        def seal(request: SealInput) -> None:
+            self.sealed.append(request)
+            if self.seal_fails_with:
+                raise ApplicationError("seal failed", type=self.seal_fails_with)
+
+        return [prepare, resize, finish, fail, discard, seal]
 
 
 @dataclass
@@ -105,10 +118,14 @@ class Outcome:
     failure: WorkflowFailureError | None = None
 
 
-async def run_workflow(client: Client, fakes: FakeActivities) -> Outcome:
-    """Run one workflow to its end on a fresh task queue; capture its result and status."""
+async def run_workflow(client: Client, fakes: FakeActivities, *, staged: bool = False) -> Outcome:
+    """Run one workflow to its end on a fresh task queue; capture its result and status.
+
+    `staged`: uploaded under the staging key (the sealing layout), else the older layout.
+    """
     task_queue = f"test-{uuid.uuid4()}"
     image_id = str(uuid.uuid4())
+    source = staging_key_for(image_id) if staged else original_key_for(image_id)
     with ThreadPoolExecutor(max_workers=8) as executor:
         render_worker = Worker(
             client,
@@ -128,7 +145,9 @@ async def run_workflow(client: Client, fakes: FakeActivities) -> Outcome:
         ):
             handle = await client.start_workflow(
                 ImageProcessingWorkflow.run,
-                ImageProcessingInput(image_id, 9, f"originals/{image_id}"),
+                ImageProcessingInput(
+                    image_id, 9, source, max_attempts=1, source_etag='"e1"', source_format="PNG"
+                ),
                 id=workflow_id_for(image_id),
                 task_queue=task_queue,
             )
@@ -209,3 +228,46 @@ async def test_copies_lost_every_time_end_in_processing_failed(temporal_client: 
     assert len(fakes.prepared) == MAX_PREPARATIONS
     assert [f.code for f in fakes.failed] == [ErrorCode.PROCESSING_FAILED]
     assert outcome.status.error_code == "processing_failed"
+
+
+async def test_a_staged_upload_is_sealed_before_anything_reads_it(temporal_client: Client) -> None:
+    fakes = FakeActivities()
+    outcome = await run_workflow(temporal_client, fakes, staged=True)
+
+    assert outcome.result is not None
+    image_id = outcome.image_id
+    [sealed] = fakes.sealed
+    assert (sealed.staging_key, sealed.original_key) == (
+        staging_key_for(image_id),
+        original_key_for(image_id),
+    )
+    assert (sealed.etag, sealed.format) == ('"e1"', "PNG")
+    assert [p.source_key for p in fakes.prepared] == [original_key_for(image_id)]
+
+
+async def test_uploads_of_the_older_layout_are_not_sealed(temporal_client: Client) -> None:
+    fakes = FakeActivities()
+    outcome = await run_workflow(temporal_client, fakes)
+    assert outcome.result is not None and not fakes.sealed
+
+
+async def test_a_seal_refused_for_good_discards_the_upload(temporal_client: Client) -> None:
+    fakes = FakeActivities(seal_fails_with=ErrorCode.UPLOAD_CHANGED)
+    outcome = await run_workflow(temporal_client, fakes, staged=True)
+
+    assert outcome.failure is not None and not fakes.prepared
+    [failed] = fakes.failed
+    assert (failed.code, failed.source_key) == ("upload_changed", staging_key_for(outcome.image_id))
+
+
+async def test_a_transient_seal_fault_keeps_the_upload_for_a_reset(temporal_client: Client) -> None:
+    fakes = FakeActivities(seal_fails_with=ErrorCode.STORAGE_UNAVAILABLE)
+    outcome = await run_workflow(temporal_client, fakes, staged=True)
+
+    assert outcome.failure is not None and not fakes.prepared
+    [failed] = fakes.failed
+    assert (failed.code, failed.source_key, failed.original_key) == (
+        "storage_unavailable",
+        None,
+        None,
+    )

@@ -1,8 +1,8 @@
 """webhook endpoints and deliveries (the outbox)
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-01
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql
 
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
