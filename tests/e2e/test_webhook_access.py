@@ -74,6 +74,12 @@ async def test_webhook_bodies_are_checked(keyed_product: KeyedProduct) -> None:
             response = await client.post(path, json=body)
             assert response.status_code == 422, (body, response.text)
             assert response.json()["error"]["code"] == code
+        huge = {"url": "https://example.com/" + "a" * 20_000, "events": ["image.done"]}
+        too_large = await client.post(path, json=huge)
+        assert too_large.status_code == 413
+        assert too_large.json()["error"]["code"] == "payload_too_large"
+        async with keyed_product.client() as anonymous:
+            assert (await anonymous.post(path, json=huge)).status_code == 401
         created = await client.post(
             path, json={"url": "https://example.com/h", "events": ["image.done"]}
         )
