@@ -25,7 +25,7 @@ from api.observability import (
 )
 from api.resources import Resources
 from api.routes import events as event_routes
-from api.routes import health, images, projects
+from api.routes import health, images, projects, webhooks
 from api.routes.page import install_page
 from api.schemas import ErrorPublic
 from api.upload_slots import UploadSlots
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)
+    app.include_router(webhooks.router)
     app.include_router(event_routes.router)
     install_docs(app)
     install_page(app, settings)
