@@ -69,6 +69,7 @@ bench: install
 	$(BIN)/python -m bench.compute
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.ingress
+	$(BIN)/python -m bench.webhooks
 
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install

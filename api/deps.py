@@ -35,6 +35,8 @@ from api.intake.upload_slots import UploadSlots
 from api.ops.metrics import ApiMetrics, ImageStateGauge
 from api.status.hub import EventHub
 from api.status.queries import get_image
+from api.webhooks.deliveries import WebhookDeliveries
+from api.webhooks.endpoints import WebhookEndpoints
 from core.contracts import MAX_PROJECT_ID
 from core.models import Image
 from core.settings import Settings
@@ -125,6 +127,22 @@ def get_intake(
 
 
 IntakeDep = Annotated[ImageIntake, Depends(get_intake)]
+
+
+def get_webhook_endpoints(session: SessionDep, settings: SettingsDep) -> WebhookEndpoints:
+    return WebhookEndpoints(session, settings)
+
+
+def get_webhook_deliveries(
+    sessions: SessionsDep, settings: SettingsDep, temporal: TemporalDep
+) -> WebhookDeliveries:
+    return WebhookDeliveries(sessions, settings, temporal)
+
+
+WebhookEndpointsDep = Annotated[WebhookEndpoints, Depends(get_webhook_endpoints)]
+WebhookDeliveriesDep = Annotated[WebhookDeliveries, Depends(get_webhook_deliveries)]
+WebhookIdPath = Annotated[uuid.UUID, Path()]
+DeliveryIdPath = Annotated[str, Path(min_length=44, max_length=44, pattern=r"^msg_[0-9a-f]{40}$")]
 
 
 def get_idempotency_key(
