@@ -44,7 +44,9 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return errors(401, 404, 503, *statuses)
 
 
-@router.post("", status_code=201, response_model=WebhookCreated, responses=_errors(409, 422))
+@router.post(
+    "", status_code=201, response_model=WebhookCreated, responses=_errors(400, 409, 413, 422)
+)
 def create_webhook(
     project_id: ScopedProjectDep, body: WebhookCreate, endpoints: WebhookEndpointsDep
 ) -> WebhookCreated:
@@ -61,7 +63,7 @@ def read_webhooks(project_id: ScopedProjectDep, endpoints: WebhookEndpointsDep) 
     return endpoints.list(project_id)
 
 
-@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=_errors(422))
+@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=_errors(400, 413, 422))
 def update_webhook(
     project_id: ScopedProjectDep,
     webhook_id: WebhookIdPath,
