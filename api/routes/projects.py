@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.auth import OPEN_KEY_ID
+from api.access.auth import OPEN_KEY_ID
+from api.access.guard import GuardedRoute
 from api.deps import (
     AccessDep,
     PrincipalDep,
@@ -16,11 +17,10 @@ from api.deps import (
     StorageDep,
     get_principal,
 )
-from api.errors import ApiError
-from api.guard import GuardedRoute
-from api.queries import count_by_state, list_project_images
-from api.schemas import ErrorPublic, ProjectImagesPublic, ProjectPublic, WsTokenPublic
-from api.views import image_summary, project_public
+from api.errors import ApiError, ApiErrorCode
+from api.schemas import ProjectImagesPublic, ProjectPublic, WsTokenPublic, errors
+from api.status.queries import count_by_state, list_project_images
+from api.status.views import image_summary, project_public
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -35,9 +35,7 @@ router = APIRouter(
 MAX_OFFSET = 1_000_000
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic} for status in (401, 404, 422, 503)
-}
+_ERRORS = errors(401, 404, 422, 503)
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, responses=_ERRORS)
@@ -86,7 +84,9 @@ def create_ws_token(
         if principal.key_id is not None:
             # Keys stored in Postgres were created, but the API was started without a secret.
             logger.error("a WebSocket token was asked for, but WS_TOKEN_SECRET is not set")
-            raise ApiError("WS_TOKEN_SECRET is not configured", code="ws_token_secret_missing")
+            raise ApiError(
+                "WS_TOKEN_SECRET is not configured", code=ApiErrorCode.WS_TOKEN_SECRET_MISSING
+            )
         return WsTokenPublic(token=None, expires_at=None, ws_url=ws_url)
     token, expires_at = access.ws_tokens.issue(project_id, principal.key_id or OPEN_KEY_ID)
     return WsTokenPublic(token=token, expires_at=expires_at, ws_url=f"{ws_url}?token={token}")
