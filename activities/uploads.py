@@ -53,17 +53,22 @@ class UploadActivities:
         except ImagingError as error:
             raise _refusal(str(error), error.code) from error
         self._records.mark_uploaded(
-            uuid.UUID(request.image_id), info.format, info.width, info.height, size
+            uuid.UUID(request.image_id), info.format, info.width, info.height, size, request.fence
         )
 
     @activity.defn(name=EXPIRE_UPLOAD_ACTIVITY)
     @classify_errors
     def expire(self, request: ExpireUploadInput) -> None:
-        """No confirmation came in time: drop any late object and end the image."""
+        """No confirmation came in time: drop any late object and end the image.
+
+        A stale attempt (the image went on under a later fence) is refused before it
+        deletes anything.
+        """
         self._records.set_error(
             uuid.UUID(request.image_id),
             ErrorCode.UPLOAD_EXPIRED,
             "no upload was confirmed before the link expired",
+            request.fence,
         )
         self._storage.delete(request.source_key)
         activity.logger.info("expired upload link of %s (%s)", request.image_id, ImageState.ERROR)

@@ -81,6 +81,12 @@ class WorkingCopies:
                 del self._entries[image_id]
                 self._emptied.notify_all()
 
+    def discard(self, image_id: str) -> None:
+        """Drop the image's copy at once: a newer preparation has overtaken it."""
+        with self._lock:
+            if self._entries.pop(image_id, None) is not None and not self._entries:
+                self._emptied.notify_all()
+
     def wait_until_empty(self, timeout: float) -> bool:
         """Block until every kept copy is rendered (True) or `timeout` passes (False)."""
         with self._lock:

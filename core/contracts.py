@@ -51,6 +51,11 @@ class ErrorCode(StrEnum):
     # Internal: the worker holding an image's decoded copy is gone, or dropped it. The
     # workflow prepares the image again; an image's error never says this.
     WORKING_COPY_LOST = "working_copy_lost"
+    # Internal: a write was refused because something scheduled later (or a newer run)
+    # already wrote the image (see core/fencing.py). A stale attempt raises it, and
+    # Temporal discards its outcome anyway; a current one only after an operator reset
+    # to an event with activities pending, and the workflow then prepares again.
+    SUPERSEDED = "superseded"
 
 
 NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
@@ -63,6 +68,7 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.UPLOAD_MISSING,
     ErrorCode.UPLOAD_EXPIRED,
     ErrorCode.WORKING_COPY_LOST,
+    ErrorCode.SUPERSEDED,
 )
 
 
@@ -82,8 +88,27 @@ def working_key_for(image_id: str) -> str:
     return f"work/{image_id}/working"
 
 
-def version_key_for(project_id: int, image_id: str, version: str, extension: str) -> str:
-    return f"{project_id}/{image_id}/{version}.{extension}"
+def version_key_for(
+    project_id: int, image_id: str, version: str, extension: str, fence: Fence, attempt: int
+) -> str:
+    """Each attempt writes an object of its own, named after what produced it, so a stale
+    attempt can never overwrite the object a version row points at (docs/fencing.md)."""
+    return f"{project_id}/{image_id}/{version}-{fence.token}-{attempt}.{extension}"
+
+
+@dataclass
+class Fence:
+    """Orders the writes of an image's activities (see core/fencing.py and docs/fencing.md).
+
+    `token` is the workflow's clock (`workflow.time_ns()`) when it scheduled the activity:
+    deterministic, never lower in a later workflow task, and later than anything of the
+    previous run after a reset. `run_id` is the run that scheduled it. Every attempt of one
+    scheduled activity carries the same fence. The defaults (0, "") are what activities
+    scheduled before fencing existed get: they are still held to forward-only states.
+    """
+
+    token: int = 0
+    run_id: str = ""
 
 
 @dataclass
@@ -116,12 +141,14 @@ class UploadConfirmation:
 class VerifyUploadInput:
     image_id: str
     source_key: str
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
 class ExpireUploadInput:
     image_id: str
     source_key: str
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -133,6 +160,7 @@ class PrepareInput:
     # memory. Empty (workflows started before `render-where-prepared`): the copy goes to
     # S3 under `working_key` instead.
     render_versions: list[str] = field(default_factory=list)
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -156,6 +184,7 @@ class ResizeInput:
     working_key: str
     # Render from this worker's in-memory copy (sent to `PreparedImage.render_queue`).
     from_memory: bool = False
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -173,6 +202,7 @@ class FinishInput:
     image_id: str
     # The S3 working copy to drop; None when the copy was only ever in a worker's memory.
     working_key: str | None
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -183,6 +213,7 @@ class FailureInput:
     message: str
     # Set when the source itself was refused (upload-link flow): nothing of it is kept.
     source_key: str | None = None
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -190,6 +221,11 @@ class DiscardInput:
     """Objects a failed image leaves behind."""
 
     keys: list[str] = field(default_factory=list)
+    # The failure's fence, and the image it recorded: the source key (refused uploads) is
+    # only deleted while that failure is still the image's last word.
+    fence: Fence = field(default_factory=Fence)
+    image_id: str = ""
+    source_key: str | None = None
 
 
 @dataclass
@@ -218,6 +254,7 @@ CLEANUP_SCHEDULE_ID = "staging-cleanup"
 SWEEP_ORIGINALS_ACTIVITY = "sweep_orphan_originals"
 SWEEP_WORKING_COPIES_ACTIVITY = "sweep_stale_working_copies"
 ABORT_UPLOADS_ACTIVITY = "abort_stale_multipart_uploads"
+SWEEP_PENDING_OBJECTS_ACTIVITY = "sweep_pending_objects"
 
 # The key spaces swept; they match `api.registry.source_key_for` and `working_key_for`.
 ORIGINALS_PREFIX = "originals/"
@@ -253,3 +290,4 @@ class CleanupResult:
     stale_working_copies_deleted: int = 0
     multipart_uploads_aborted: int = 0
     failed: int = 0
+    pending_objects_deleted: int = 0

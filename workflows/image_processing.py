@@ -8,6 +8,10 @@ dropped the copy, the missing sizes time out waiting to start (or answer
 
 Every image ends `done` (the workflow completes) or `error` with a code (the workflow
 fails with an `ApplicationError` of that type, so operators see it as Failed).
+
+Every activity carries a `Fence` taken when it is scheduled (`workflow.time_ns()` and the
+run id): its writes are refused once something scheduled later, or a newer run after a
+reset, has written the image (docs/fencing.md).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ErrorCode,
         ExpireUploadInput,
         FailureInput,
+        Fence,
         FinishInput,
         ImageProcessingInput,
         ImageProcessingResult,
@@ -152,7 +157,7 @@ class ImageProcessingWorkflow:
             # that saw the last size done, without a round trip through a task queue.
             await workflow.execute_local_activity(
                 FINISH_ACTIVITY,
-                FinishInput(request.image_id, working_key=None),
+                FinishInput(request.image_id, working_key=None, fence=_fence()),
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                 schedule_to_close_timeout=RECORD_BUDGET,
                 retry_policy=RECORD_RETRY,
@@ -160,7 +165,7 @@ class ImageProcessingWorkflow:
             return
         await workflow.execute_activity(
             FINISH_ACTIVITY,
-            FinishInput(request.image_id, working_key=working_key),
+            FinishInput(request.image_id, working_key=working_key, fence=_fence()),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             schedule_to_close_timeout=RECORD_BUDGET,
             retry_policy=RECORD_RETRY,
@@ -191,7 +196,7 @@ class ImageProcessingWorkflow:
         try:
             await workflow.execute_activity(
                 VERIFY_UPLOAD_ACTIVITY,
-                VerifyUploadInput(request.image_id, self._source_key),
+                VerifyUploadInput(request.image_id, self._source_key, _fence()),
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                 retry_policy=self._retry,
             )
@@ -208,7 +213,7 @@ class ImageProcessingWorkflow:
         self._status.error_code = ErrorCode.UPLOAD_EXPIRED.value
         await workflow.execute_activity(
             EXPIRE_UPLOAD_ACTIVITY,
-            ExpireUploadInput(request.image_id, request.source_key),
+            ExpireUploadInput(request.image_id, request.source_key, _fence()),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             schedule_to_close_timeout=RECORD_BUDGET,
             retry_policy=RECORD_RETRY,
@@ -222,9 +227,16 @@ class ImageProcessingWorkflow:
         done: list[ResizeResult] = []
         missing = list(PRESETS)
         for preparation in range(1, MAX_PREPARATIONS + 1):
-            prepared = await self._prepare(
-                request, working_key, render_versions=[preset.name for preset in missing]
-            )
+            try:
+                prepared = await self._prepare(
+                    request, working_key, render_versions=[preset.name for preset in missing]
+                )
+            except ActivityError as error:
+                # Only after a reset to an event with this preparation pending: its fence
+                # predates what the old run wrote, so prepare again under a fresh one.
+                if preparation == MAX_PREPARATIONS or not _superseded(error):
+                    raise
+                continue
             outcomes = await asyncio.gather(
                 *(self._resize(request, prepared, preset) for preset in missing),
                 return_exceptions=True,
@@ -257,7 +269,13 @@ class ImageProcessingWorkflow:
         self._status.state = ImageState.PROCESSING.value
         prepared: PreparedImage = await workflow.execute_activity(
             PREPARE_ACTIVITY,
-            PrepareInput(request.image_id, request.source_key, working_key, render_versions or []),
+            PrepareInput(
+                request.image_id,
+                request.source_key,
+                working_key,
+                render_versions or [],
+                _fence(),
+            ),
             result_type=PreparedImage,
             start_to_close_timeout=PREPARE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -294,6 +312,7 @@ class ImageProcessingWorkflow:
                 height=height,
                 working_key=prepared.working_key,
                 from_memory=from_memory,
+                fence=_fence(),
             ),
             result_type=ResizeResult,
             task_queue=prepared.render_queue,
@@ -325,6 +344,7 @@ class ImageProcessingWorkflow:
                 code,
                 message,
                 source_key=request.source_key if refuse_source else None,
+                fence=_fence(),
             ),
             result_type=DiscardInput,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
@@ -349,20 +369,36 @@ class ImageProcessingWorkflow:
         )
 
 
+def _fence() -> Fence:
+    """The fence of an activity scheduled now: later than anything scheduled before it in
+    this run, and than anything of an earlier run (workflow time only moves forward)."""
+    return Fence(workflow.time_ns(), workflow.info().run_id)
+
+
 def _copy_lost(error: BaseException) -> bool:
-    """The resize never ran where its copy is, or the copy is no longer there."""
+    """The resize never ran where its copy is, the copy is no longer there, or its fence
+    was overtaken (see `_superseded`): preparing again under a fresh fence fixes all three."""
     if not isinstance(error, ActivityError):
         return False
     cause = error.cause
     if isinstance(cause, exceptions.TimeoutError):  # not the builtin a timer raises
         return cause.type == TimeoutType.SCHEDULE_TO_START
-    return isinstance(cause, ApplicationError) and cause.type == ErrorCode.WORKING_COPY_LOST
+    return isinstance(cause, ApplicationError) and cause.type in (
+        ErrorCode.WORKING_COPY_LOST,
+        ErrorCode.SUPERSEDED,
+    )
 
 
-# The codes an image's error may carry. Not `working_copy_lost`: a lost copy was prepared
-# again already, so when it ends an image, the image simply failed.
+def _superseded(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == ErrorCode.SUPERSEDED
+
+
+# The codes an image's error may carry. Not `working_copy_lost` nor `superseded`: the
+# image was prepared again already, so when they end an image, it simply failed.
 _RECORDED_ERROR_TYPES = frozenset(NON_RETRYABLE_ERROR_TYPES + TRANSIENT_ERROR_TYPES) - {
-    ErrorCode.WORKING_COPY_LOST
+    ErrorCode.WORKING_COPY_LOST,
+    ErrorCode.SUPERSEDED,
 }
 
 
