@@ -204,6 +204,7 @@ class ImageActivities:
         """Delete what a failed image left; its source only while it is still failed."""
         for key in request.keys:
             self._storage.delete(key)
+        self._versions.forget(request.keys)
         if request.source_key is None:
             return
         if self._records.still_failed(uuid.UUID(request.image_id), request.fence):
@@ -213,11 +214,12 @@ class ImageActivities:
 
     def _discard_quietly(self, keys: list[str]) -> None:
         """Objects nothing points at; the staging cleanup deletes any left behind."""
-        for key in keys:
-            try:
+        try:
+            for key in keys:
                 self._storage.delete(key)
-            except Exception:
-                activity.logger.warning("could not delete unused %s now", key, exc_info=True)
+            self._versions.forget(keys)
+        except Exception:
+            activity.logger.warning("left %s to the staging cleanup", keys, exc_info=True)
 
     def _download(self, key: str, path: Path) -> None:
         try:

@@ -80,6 +80,12 @@ class VersionRecords:
             publish(session, event)
         return Committed(written, superseded)
 
+    def forget(self, keys: list[str]) -> None:
+        """These objects are deleted: the staging cleanup need not look for them."""
+        if keys:
+            with self._sessions.begin() as session:
+                session.execute(delete(PendingObject).where(PendingObject.key.in_(keys)))
+
     def _check(self, session: Session, image_id: uuid.UUID, fence: Fence) -> None:
         image = lock_image(session, image_id)
         if image is None:

@@ -23,7 +23,7 @@ from core.temporal import connect_temporal
 from tests.api.conftest import serve
 from tests.e2e.helpers import upload
 from tests.factories import jpeg_bytes
-from tests.faults.conftest import FaultProduct
+from tests.faults.product import FaultProduct
 
 BATCH = 50
 RECOVERY_SECONDS = 180
