@@ -188,11 +188,12 @@ def summarize(
     result: Audit,
     settled: bool,
 ) -> dict[str, Any]:
-    latencies = [
-        follower.final_at[image_id] - upload.started
+    took = {
+        image_id: follower.final_at[image_id] - upload.started
         for image_id, upload in load.uploads.items()
         if image_id in follower.final_at
-    ]
+    }
+    latencies = sorted(took.values())
     p99 = percentile(latencies, 0.99) if latencies else None
     figures: dict[str, Any] = {
         "p50_s": percentile(latencies, 0.50) if latencies else None,
@@ -201,8 +202,8 @@ def summarize(
         "max_s": max(latencies, default=None),
         "over_5_s": sum(1 for seconds in latencies if seconds > 5),
         "over_10_s": sum(1 for seconds in latencies if seconds > 10),
-        "slowest_s": [round(seconds, 1) for seconds in sorted(latencies)[-8:]],
     }
+    slowest = sorted(took, key=took.__getitem__, reverse=True)[:10]
     return {
         "settings": {
             name: str(value) if isinstance(value, Path) else value
@@ -216,6 +217,8 @@ def summarize(
         },
         "settled": settled,
         "latency": figures,
+        # Why the slowest took long: their latency, then what their history shows.
+        "slowest_images": {i: [round(took[i], 1), *result.notes.get(i, [])] for i in slowest},
         "audit": result.as_dict(),
         "passed": settled and result.passed,
         "p99_target_met": p99 is not None and p99 <= LATENCY_TARGET_P99_S,

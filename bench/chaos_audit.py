@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import sessionmaker
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -59,6 +61,9 @@ class Audit:
     pending_rows_before_sweep: int = 0
     backward_events: list[tuple[str, str, str]] = field(default_factory=list)
     preparations: dict[str, int] = field(default_factory=dict)
+    # Timeouts, retried attempts and failures, over every image's history.
+    incidents: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
     stale_writes_refused: int = 0
 
     @property
@@ -68,6 +73,7 @@ class Audit:
 
     def as_dict(self) -> dict[str, Any]:
         figures = asdict(self)
+        del figures["notes"]  # per image: `summarize` keeps those of the slowest
         for name in ("mismatches", "bad_rows", "bad_objects", "backward_events"):
             figures[name] = {"count": len(figures[name]), "first": figures[name][:5]}
         return figures
@@ -98,7 +104,13 @@ async def audit(
     result.pending_rows_before_sweep = await asyncio.to_thread(_sweep, product)
     result.bad_objects = await asyncio.to_thread(_objects, product, project_id, rows)
     result.backward_events = follower.backward
-    result.preparations = await _preparations(client, image_ids)
+    result.notes = await _histories(client, image_ids)
+    result.preparations = dict(
+        sorted(Counter(str(notes.count("prepare")) for notes in result.notes.values()).items())
+    )
+    result.incidents = dict(
+        Counter(note for notes in result.notes.values() for note in notes if note != "prepare")
+    )
     result.stale_writes_refused = _refusals(product)
     return result
 
@@ -188,23 +200,56 @@ def _objects(
     return sorted(set(problems))
 
 
-async def _preparations(client: Client, image_ids: list[str]) -> dict[str, int]:
-    """How many images were prepared once, twice, ... (from their histories)."""
+async def _histories(client: Client, image_ids: list[str]) -> dict[str, list[str]]:
+    """What each image's history shows beyond the plain path: timeouts, retried attempts,
+    failures, and one `prepare` entry per preparation."""
     limit = asyncio.Semaphore(HISTORY_CONCURRENCY)
 
-    async def count(image_id: str) -> int:
+    async def notes(image_id: str) -> tuple[str, list[str]]:
         async with limit:
             history = await client.get_workflow_handle(workflow_id_for(image_id)).fetch_history()
-        return sum(
-            1
-            for event in history.events
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-            and event.activity_task_scheduled_event_attributes.activity_type.name
-            == PREPARE_ACTIVITY
-        )
+        names: dict[int, str] = {}
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                attributes = event.activity_task_scheduled_event_attributes
+                names[event.event_id] = attributes.activity_type.name
+        return image_id, [note for event in history.events if (note := _note(event, names))]
 
-    counts = await asyncio.gather(*(count(image_id) for image_id in image_ids))
-    return {str(n): c for n, c in sorted(Counter(counts).items())}
+    return dict(await asyncio.gather(*(notes(image_id) for image_id in image_ids)))
+
+
+def _note(event: HistoryEvent, names: dict[int, str]) -> str | None:
+    kind = event.event_type
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        name = event.activity_task_scheduled_event_attributes.activity_type.name
+        return "prepare" if name == PREPARE_ACTIVITY else None
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+        started = event.activity_task_started_event_attributes
+        if started.attempt > 1:
+            name = names.get(started.scheduled_event_id, "?")
+            return f"{name} retried after {_failure(started.last_failure)}"
+        return None
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+        timed_out = event.activity_task_timed_out_event_attributes
+        name = names.get(timed_out.scheduled_event_id, "?")
+        return f"{name} timed out: {_failure(timed_out.failure)}"
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+        failed = event.activity_task_failed_event_attributes
+        return f"{names.get(failed.scheduled_event_id, '?')} failed: {_failure(failed.failure)}"
+    if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+        timeout = event.workflow_task_timed_out_event_attributes.timeout_type
+        return f"workflow task timed out: {TimeoutType.Name(timeout)}"
+    return None
+
+
+def _failure(failure: Failure) -> str:
+    while failure.HasField("cause"):
+        failure = failure.cause
+    if failure.HasField("timeout_failure_info"):
+        return TimeoutType.Name(failure.timeout_failure_info.timeout_type)
+    if failure.HasField("application_failure_info"):
+        return failure.application_failure_info.type
+    return failure.message[:60]
 
 
 def _refusals(product: FaultProduct) -> int:
