@@ -38,6 +38,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
+from activities.liveness import LivenessActivities, LivenessBeat
 from activities.metrics import (
     ObservabilityInterceptor,
     WorkerMetrics,
@@ -61,6 +62,10 @@ logger = logging.getLogger("worker")
 WORKING_COPY_MAX_AGE_SECONDS = 600.0
 # At shutdown, how long the held copies may take to be rendered, at most.
 MAX_DRAIN_SECONDS = 10.0
+# How long a workflow task waits for the worker that ran the workflow's previous one
+# before any worker takes it (replaying the history): a killed worker otherwise holds
+# up every image it was running for the SDK's default of 10 s.
+STICKY_TIMEOUT = timedelta(seconds=3)
 
 
 @dataclass
@@ -71,6 +76,7 @@ class ProcessActivities:
     render: list[Callable[..., Any]]
     render_queue: str
     copies: WorkingCopies
+    beat: LivenessBeat
 
 
 def render_queue_for(settings: Settings) -> str:
@@ -91,10 +97,12 @@ def build_activities(settings: Settings, sessions: sessionmaker[Session]) -> Pro
             *images.all(),
             *UploadActivities(storage, sessions, settings).all(),
             *CleanupActivities(storage, sessions, settings).all(),
+            *LivenessActivities(sessions).all(),
         ],
         render=[images.resize],
         render_queue=render_queue,
         copies=copies,
+        beat=LivenessBeat(sessions, render_queue),
     )
 
 
@@ -118,6 +126,7 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         interceptors=interceptors,
         workflow_runner=workflow_runner(settings),
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
 
 
@@ -144,18 +153,23 @@ async def running_workers(
     executor: ThreadPoolExecutor,
     interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[None]:
-    """Poll both queues; on exit stop taking new images first, then render what is held."""
+    """Poll both queues, beating for the render queue; on exit stop taking new images
+    first, then render what is held."""
     render = build_worker(
         client, settings, activities.render, executor, activities.render_queue, interceptors
     )
     shared = build_worker(client, settings, activities.shared, executor, None, interceptors)
-    async with render:
-        async with shared:
-            yield
-        drain = min(MAX_DRAIN_SECONDS, settings.worker_graceful_shutdown_seconds / 3)
-        if not await asyncio.to_thread(activities.copies.wait_until_empty, drain):
-            # Their images time out on this queue and are prepared again elsewhere.
-            logger.warning("stopping with %d copies unrendered", len(activities.copies))
+    activities.beat.start()
+    try:
+        async with render:
+            async with shared:
+                yield
+            drain = min(MAX_DRAIN_SECONDS, settings.worker_graceful_shutdown_seconds / 3)
+            if not await asyncio.to_thread(activities.copies.wait_until_empty, drain):
+                # Their images are prepared again elsewhere once the beat has stopped.
+                logger.warning("stopping with %d copies unrendered", len(activities.copies))
+    finally:
+        await asyncio.to_thread(activities.beat.stop)
 
 
 async def keep_schedules(client: Client, settings: Settings) -> None:

@@ -18,17 +18,25 @@ from contextlib import contextmanager
 from temporalio import activity
 
 BEAT_SECONDS = 1.0
+# Short steps (a render from memory) beat only once they outlast this.
+LAZY_BEAT_SECONDS = 1.0
 
 
 @contextmanager
-def heartbeating(detail: str, every: float = BEAT_SECONDS) -> Iterator[None]:
-    """Heartbeat now, then every `every` seconds until the block ends."""
-    activity.heartbeat(detail)
+def heartbeating(
+    detail: str, every: float = BEAT_SECONDS, first_after: float = 0.0
+) -> Iterator[None]:
+    """Heartbeat after `first_after` seconds (0: at once), then every `every` seconds,
+    until the block ends."""
+    if first_after <= 0:
+        activity.heartbeat(detail)
     # The activity's context (which heartbeat() reads) is copied into the side thread.
     context = contextvars.copy_context()
     stop = threading.Event()
 
     def beat() -> None:
+        if first_after > 0 and not stop.wait(first_after):
+            context.run(activity.heartbeat, detail)
         while not stop.wait(every):
             context.run(activity.heartbeat, detail)
 

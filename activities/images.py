@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify_errors
-from activities.heartbeats import heartbeating
+from activities.heartbeats import LAZY_BEAT_SECONDS, heartbeating
 from activities.metrics import count_bytes_in
 from activities.records import ImageRecords, StaleWriteError
 from activities.version_records import VersionRecords
@@ -98,7 +98,9 @@ class ImageActivities:
                 self._store_working_copy(request.working_key, decoded, scratch / "working")
                 return self._prepared(request, decoded, render_queue=None)
         prepared = self._prepared(request, decoded, render_queue=self._render_queue)
-        self._copies.keep(request.image_id, decoded, request.render_versions)
+        prepared.renders_queued = self._copies.keep(
+            request.image_id, decoded, request.render_versions
+        )
         return prepared
 
     def _store_working_copy(self, key: str, decoded: DecodedImage, working_path: Path) -> None:
@@ -139,6 +141,14 @@ class ImageActivities:
         return result
 
     def _resize(self, request: ResizeInput) -> ResizeResult:
+        if not request.from_memory:
+            return self._resize_and_write(request)
+        # Beats only if the render outlasts a second (a loaded machine), so a dead or
+        # frozen worker is noticed within the heartbeat timeout, and a live one never.
+        with heartbeating("rendering", first_after=LAZY_BEAT_SECONDS):
+            return self._resize_and_write(request)
+
+    def _resize_and_write(self, request: ResizeInput) -> ResizeResult:
         image_id = uuid.UUID(request.image_id)
         rendered = self._render(request)
         if not request.from_memory:  # renders from memory are bounded by a short timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +31,10 @@ from core.storage import Storage
 logger = logging.getLogger(__name__)
 
 PROJECT_ID_ATTRIBUTE = SearchAttributeKey.for_keyword("ProjectId")
+# How long a worker may take over one workflow task before another takes it. Ours take
+# milliseconds (a local activity that takes longer is covered: the SDK renews the task),
+# so Temporal's default of 10 s would only be how long an image waits on a killed worker.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 
 
 def source_key_for(image_id: uuid.UUID) -> str:
@@ -136,6 +141,7 @@ async def start_image_workflow(
             request,
             id=workflow_id,
             task_queue=settings.temporal_task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(

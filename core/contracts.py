@@ -20,6 +20,7 @@ FAIL_ACTIVITY = "fail_image"
 DISCARD_ACTIVITY = "discard_objects"
 VERIFY_UPLOAD_ACTIVITY = "verify_upload"
 EXPIRE_UPLOAD_ACTIVITY = "expire_upload"
+RENDER_QUEUE_ALIVE_ACTIVITY = "render_queue_alive"
 
 # The update a client's upload confirmation becomes.
 CONFIRM_UPLOAD_UPDATE = "confirm_upload"
@@ -172,6 +173,8 @@ class PreparedImage:
     has_alpha: bool
     # The preparing worker's own task queue: renders of its in-memory copy run there.
     render_queue: str | None = None
+    # Renders of other images that worker still had to do: this image's wait behind them.
+    renders_queued: int = 0
 
 
 @dataclass
@@ -185,6 +188,13 @@ class ResizeInput:
     # Render from this worker's in-memory copy (sent to `PreparedImage.render_queue`).
     from_memory: bool = False
     fence: Fence = field(default_factory=Fence)
+
+
+@dataclass
+class RenderQueueCheck:
+    """Is the worker behind this render queue alive (it beat within the last seconds)?"""
+
+    render_queue: str
 
 
 @dataclass

@@ -146,3 +146,16 @@ class UploadWindow(Base):
     key_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     uploads: Mapped[int] = mapped_column(Integer)
+
+
+class WorkerBeat(Base):
+    """The last sign of life of each worker process, by its own render queue.
+
+    A worker writes it every second. The workflow asks for it when a resize has waited
+    long on that queue: a busy worker beats, a dead or frozen one does not.
+    """
+
+    __tablename__ = "worker_beats"
+
+    render_queue: Mapped[str] = mapped_column(String(255), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

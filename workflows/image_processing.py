@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         FINISH_ACTIVITY,
         NON_RETRYABLE_ERROR_TYPES,
         PREPARE_ACTIVITY,
+        RENDER_QUEUE_ALIVE_ACTIVITY,
         RESIZE_ACTIVITY,
         STATUS_QUERY,
         TRANSIENT_ERROR_TYPES,
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         PreparedImage,
         PrepareInput,
         ProcessingStatus,
+        RenderQueueCheck,
         ResizeInput,
         ResizeResult,
         UploadConfirmation,
@@ -61,12 +63,32 @@ with workflow.unsafe.imports_passed_through():
 RENDER_WHERE_PREPARED = "render-where-prepared"
 PREPARE_TIMEOUT = timedelta(minutes=2)
 RESIZE_TIMEOUT = timedelta(minutes=1)
-# A render from memory takes well under a second; it sends no heartbeats (each one is a
-# write in Temporal's history store), so this bound is what notices a vanished worker.
+# Recovering from a lost worker (docs/fencing.md#recovery). A worker that dies or freezes
+# stops heartbeating: its prepare and its started renders time out within these, however
+# loaded a live worker is, since a live one keeps beating from a side thread. A render from
+# memory usually ends before its first beat (after 1 s), so it costs no heartbeat at all.
+PREPARE_HEARTBEAT_TIMEOUT = timedelta(seconds=4)
+RENDER_HEARTBEAT_TIMEOUT = timedelta(seconds=3)
 RENDER_TIMEOUT = timedelta(seconds=30)
 # How long a resize may wait for the preparing worker before the image is prepared again
-# elsewhere. Not retried: a worker that does not poll within this time is presumed gone.
-RENDER_START_TIMEOUT = timedelta(seconds=30)
+# elsewhere: a base, plus an allowance per render the worker already had queued when it
+# prepared this image. A busy live worker's queue is not mistaken for a dead worker (a
+# plain short wait turned a burst into a storm of re-preparations), and an idle one that
+# died is noticed in seconds. Not retried: a worker that does not poll is presumed gone.
+RENDER_START_BASE = timedelta(seconds=2)
+RENDER_START_PER_QUEUED = timedelta(seconds=0.5)
+RENDER_START_MAX = timedelta(seconds=30)
+RENDER_RETRY_INTERVAL = timedelta(seconds=0.5)
+# When a wait runs out, the workflow asks whether that worker still beats (behind the
+# `render-liveness` patch): if so it waits again, twice as long, up to this in all.
+RENDER_LIVENESS = "render-liveness"
+RENDER_WAIT_BUDGET = timedelta(minutes=2)
+LIVENESS_CHECK_TIMEOUT = timedelta(seconds=5)
+LIVENESS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=0.5),
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=3,
+)
 # Preparations per image: each one after the first follows a lost worker or copy.
 MAX_PREPARATIONS = 3
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
@@ -82,10 +104,12 @@ RECORD_RETRY = RetryPolicy(
 )
 
 
-def transient_retry(max_attempts: int) -> RetryPolicy:
+def transient_retry(
+    max_attempts: int, initial_interval: timedelta = timedelta(seconds=1)
+) -> RetryPolicy:
     """Bounded backoff: the default 12 attempts ride out about four minutes of outage."""
     return RetryPolicy(
-        initial_interval=timedelta(seconds=1),
+        initial_interval=initial_interval,
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=30),
         maximum_attempts=max(1, max_attempts),
@@ -102,6 +126,7 @@ class ImageProcessingWorkflow:
         self._awaiting_upload = request.awaiting_upload
         self._source_key = request.source_key
         self._retry = transient_retry(request.max_attempts)
+        self._render_retry = transient_retry(request.max_attempts, RENDER_RETRY_INTERVAL)
         self._expired = False
         self._confirming = False
         self._confirmation: UploadConfirmation | None = None
@@ -278,7 +303,7 @@ class ImageProcessingWorkflow:
             ),
             result_type=PreparedImage,
             start_to_close_timeout=PREPARE_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            heartbeat_timeout=PREPARE_HEARTBEAT_TIMEOUT,
             retry_policy=self._retry,
         )
         return prepared
@@ -300,6 +325,29 @@ class ImageProcessingWorkflow:
     async def _resize(
         self, request: ImageProcessingInput, prepared: PreparedImage, preset: Preset
     ) -> ResizeResult:
+        wait = _render_start_timeout(prepared) if prepared.render_queue is not None else None
+        waited = timedelta(0)
+        while True:
+            try:
+                result = await self._schedule_resize(request, prepared, preset, wait)
+                break
+            except ActivityError as error:
+                if wait is None or not _start_timed_out(error):
+                    raise
+                waited += wait
+                if not await self._still_alive(prepared, waited):
+                    raise
+                wait = min(wait * 2, RENDER_START_MAX)
+        self._status.versions_done.append(preset.name)
+        return result
+
+    async def _schedule_resize(
+        self,
+        request: ImageProcessingInput,
+        prepared: PreparedImage,
+        preset: Preset,
+        wait: timedelta | None,
+    ) -> ResizeResult:
         width, height = fit_within(prepared.width, prepared.height, preset.box)
         from_memory = prepared.render_queue is not None
         result: ResizeResult = await workflow.execute_activity(
@@ -316,13 +364,32 @@ class ImageProcessingWorkflow:
             ),
             result_type=ResizeResult,
             task_queue=prepared.render_queue,
-            schedule_to_start_timeout=RENDER_START_TIMEOUT if from_memory else None,
+            schedule_to_start_timeout=wait,
             start_to_close_timeout=RENDER_TIMEOUT if from_memory else RESIZE_TIMEOUT,
-            heartbeat_timeout=None if from_memory else HEARTBEAT_TIMEOUT,
-            retry_policy=self._retry,
+            heartbeat_timeout=RENDER_HEARTBEAT_TIMEOUT if from_memory else HEARTBEAT_TIMEOUT,
+            retry_policy=self._render_retry if from_memory else self._retry,
         )
-        self._status.versions_done.append(preset.name)
         return result
+
+    async def _still_alive(self, prepared: PreparedImage, waited: timedelta) -> bool:
+        """Whether a resize that waited `waited` for the preparing worker should wait more:
+        that worker still beats (a busy one), within the budget. A failed check (Postgres
+        down) counts as alive: preparing again would need Postgres too."""
+        if waited >= RENDER_WAIT_BUDGET or not workflow.patched(RENDER_LIVENESS):
+            return False
+        assert prepared.render_queue is not None
+        try:
+            alive: bool = await workflow.execute_local_activity(
+                RENDER_QUEUE_ALIVE_ACTIVITY,
+                RenderQueueCheck(prepared.render_queue),
+                result_type=bool,
+                start_to_close_timeout=LIVENESS_CHECK_TIMEOUT,
+                retry_policy=LIVENESS_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("could not tell whether %s is alive", prepared.render_queue)
+            return True
+        return alive
 
     async def _fail(
         self,
@@ -369,10 +436,22 @@ class ImageProcessingWorkflow:
         )
 
 
+def _render_start_timeout(prepared: PreparedImage) -> timedelta:
+    allowance = RENDER_START_PER_QUEUED * prepared.renders_queued
+    return min(RENDER_START_BASE + allowance, RENDER_START_MAX)
+
+
 def _fence() -> Fence:
     """The fence of an activity scheduled now: later than anything scheduled before it in
     this run, and than anything of an earlier run (workflow time only moves forward)."""
     return Fence(workflow.time_ns(), workflow.info().run_id)
+
+
+def _start_timed_out(error: ActivityError) -> bool:
+    cause = error.cause
+    return (
+        isinstance(cause, exceptions.TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
+    )
 
 
 def _copy_lost(error: BaseException) -> bool:

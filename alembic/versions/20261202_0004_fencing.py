@@ -1,4 +1,4 @@
-"""fences on images and versions, and the objects no version points at yet
+"""fences on images and versions, the objects no version points at yet, worker beats
 
 Revision ID: 0004
 Revises: 0003
@@ -39,9 +39,16 @@ def upgrade() -> None:
     op.create_index(
         "ix_pending_objects_created_at", "pending_objects", ["created_at"], unique=False
     )
+    op.create_table(
+        "worker_beats",
+        sa.Column("render_queue", sa.String(length=255), nullable=False),
+        sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("render_queue", name=op.f("pk_worker_beats")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("worker_beats")
     op.drop_index("ix_pending_objects_created_at", table_name="pending_objects")
     op.drop_table("pending_objects")
     op.drop_column("versions", "fence_token")

@@ -25,3 +25,18 @@ def test_beats_while_the_block_runs_and_not_after() -> None:
     assert during >= 5  # one at once, then about every 0.1 s
     assert set(beats) == {("decoding",)}
     assert len(beats) == during
+
+
+def test_a_short_step_sends_no_heartbeat_at_all() -> None:
+    beats: list[tuple[object, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    def render() -> None:
+        with heartbeating("rendering", every=0.1, first_after=0.3):
+            time.sleep(0.1)
+
+    env.run(render)
+    time.sleep(0.4)
+
+    assert beats == []

@@ -122,9 +122,11 @@ async def run(args: argparse.Namespace) -> None:
             workflow_runner=workflow_runner(settings),
             **common,
         )
+        activities.beat.start()
         async with render, shared:
             logger.warning("role worker polling (render queue %s)", activities.render_queue)
             await stop.wait()
+        await asyncio.to_thread(activities.beat.stop)
     engine.dispose()
 
 
