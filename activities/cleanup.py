@@ -5,9 +5,14 @@ are looked up with one query, the doomed keys go in one `delete_objects` call, a
 activity heartbeats. Only objects older than the threshold are considered (by their S3
 `LastModified`), so uploads and processing still in flight are never touched.
 
-- `originals/<id>` with no image row: a direct upload whose row was never inserted (the
-  API died between the upload and the insert, or its undo failed). Upload-link originals
-  have their row before the object exists, so they are never orphans.
+- `staging/<id>`, an upload as it landed, once nothing needs it: no image row (a direct
+  upload whose row was never inserted, or whose undo failed), or an image that has sealed
+  its original, or that is `done`, or that failed for good. A late POST to an upload
+  link lands here too, after its image was sealed or refused; it is never linked.
+  Kept: an image still waiting for it (`init`, or `uploaded` and not yet sealed), and one
+  that failed on a transient fault before sealing, for a reset.
+- `originals/<id>` with no image row: a sealed original whose row is gone, or a direct
+  upload from before sealing whose row was never inserted.
 - `work/<id>/working` whose image is `done`, `error` or gone: a working copy the
   workflow could not delete.
 - Multipart uploads never completed nor aborted, anywhere in the bucket.
@@ -33,6 +38,8 @@ from activities.errors import classify_errors
 from core.contracts import (
     ABORT_UPLOADS_ACTIVITY,
     ORIGINALS_PREFIX,
+    RESUMABLE_ERROR_TYPES,
+    STAGING_PREFIX,
     SWEEP_ORIGINALS_ACTIVITY,
     SWEEP_PENDING_OBJECTS_ACTIVITY,
     SWEEP_WORKING_COPIES_ACTIVITY,
@@ -40,6 +47,7 @@ from core.contracts import (
     ImageState,
     SweepInput,
     SweepResult,
+    staging_key_for,
     working_key_for,
 )
 from core.models import Image, PendingObject, Version
@@ -73,10 +81,15 @@ class CleanupActivities:
     @activity.defn(name=SWEEP_ORIGINALS_ACTIVITY)
     @classify_errors
     def sweep_originals(self, request: SweepInput) -> SweepResult:
-        """Delete old originals that have no image row."""
+        """Delete old staged uploads nothing needs, and old originals with no image row."""
+        staged = self._sweep(STAGING_PREFIX, _staging_id, self._unneeded_staging, request)
         result = self._sweep(ORIGINALS_PREFIX, _original_id, self._orphans, request)
+        result.removed += staged.removed
+        result.failed += staged.failed
         activity.logger.info(
-            "deleted %d orphan originals (%d refused)", result.removed, result.failed
+            "deleted %d staged uploads and orphan originals (%d refused)",
+            result.removed,
+            result.failed,
         )
         return result
 
@@ -188,6 +201,22 @@ class CleanupActivities:
             if image_id not in states or states[image_id] in FINISHED_STATES
         ]
 
+    def _unneeded_staging(self, candidates: Candidates) -> list[str]:
+        rows = self._staging_rows({image_id for _, image_id in candidates})
+        return [key for key, image_id in candidates if _staging_unneeded(key, rows.get(image_id))]
+
+    def _staging_rows(
+        self, image_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, str, str | None]]:
+        """(state, source key, error code) of each image that has a row: one query."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Image.id, Image.state, Image.source_key, Image.error_code).where(
+                    Image.id.in_(image_ids)
+                )
+            )
+            return {image_id: (state, key, code) for image_id, state, key, code in rows}
+
     def _states(self, image_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
         """The state of each image that has a row: one query for the whole batch."""
         with self._sessions() as session:
@@ -197,6 +226,21 @@ class CleanupActivities:
 
 def _cutoff(request: SweepInput) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=request.older_than_seconds)
+
+
+def _staging_unneeded(key: str, row: tuple[str, str, str | None] | None) -> bool:
+    if row is None:
+        return True  # no image: an orphan
+    state, source_key, error_code = row
+    if source_key != key or state == ImageState.DONE:
+        return True  # sealed (or processed): a leftover or a late POST
+    return state == ImageState.ERROR and error_code not in RESUMABLE_ERROR_TYPES
+
+
+def _staging_id(key: str) -> uuid.UUID | None:
+    """`staging/<id>` -> id."""
+    image_id = _canonical_uuid(key.removeprefix(STAGING_PREFIX))
+    return image_id if image_id is not None and key == staging_key_for(str(image_id)) else None
 
 
 def _original_id(key: str) -> uuid.UUID | None:

@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import classify_errors
+from activities.errors import classify_errors, public_message
 from activities.heartbeats import LAZY_BEAT_SECONDS, heartbeating
 from activities.metrics import count_bytes_in
-from activities.records import ImageRecords, StaleWriteError
+from activities.records import ImageRecords
 from activities.version_records import VersionRecords
+from activities.webhook_outbox import WebhookOutbox
 from activities.working_copies import WorkingCopies
 from core.contracts import (
     DISCARD_ACTIVITY,
@@ -48,6 +49,7 @@ from core.contracts import (
     ResizeResult,
     version_key_for,
 )
+from core.fencing import StaleWriteError
 from core.imaging import (
     DecodedImage,
     Rendered,
@@ -71,9 +73,10 @@ class ImageActivities:
         settings: Settings,
         render_queue: str,
         copies: WorkingCopies,
+        hooks: WebhookOutbox | None = None,
     ) -> None:
         self._storage = storage
-        self._records = ImageRecords(sessions)
+        self._records = ImageRecords(sessions, hooks)
         self._versions = VersionRecords(sessions)
         self._settings = settings
         self._limits = limits_from(settings)
@@ -204,23 +207,29 @@ class ImageActivities:
         Only Postgres is needed here, so an image still ends in `error` while S3 is down.
         """
         image_id = uuid.UUID(request.image_id)
-        keys = self._records.set_error(image_id, request.code, request.message, request.fence)
+        message = public_message(request.code, request.message)
+        if message != request.message:
+            activity.logger.warning("image %s failed: %s", request.image_id, request.message)
+        keys = self._records.set_error(image_id, request.code, message, request.fence)
         keys.append(request.working_key)
-        return DiscardInput(keys, request.fence, request.image_id, request.source_key)
+        guarded = [key for key in (request.source_key, request.original_key) if key is not None]
+        return DiscardInput(keys, request.fence, request.image_id, guarded)
 
     @activity.defn(name=DISCARD_ACTIVITY)
     @classify_errors
     def discard(self, request: DiscardInput) -> None:
-        """Delete what a failed image left; its source only while it is still failed."""
+        """Delete what a failed image left; its upload and original only while it is still
+        failed (a late attempt must not take them from a run that a reset started)."""
         for key in request.keys:
             self._storage.delete(key)
         self._versions.forget(request.keys)
-        if request.source_key is None:
+        if not request.guarded_keys:
             return
         if self._records.still_failed(uuid.UUID(request.image_id), request.fence):
-            self._storage.delete(request.source_key)
+            for key in request.guarded_keys:
+                self._storage.delete(key)
         else:
-            activity.logger.warning("kept the source of %s: it was retried", request.image_id)
+            activity.logger.warning("kept the upload of %s: it was retried", request.image_id)
 
     def _discard_quietly(self, keys: list[str]) -> None:
         """Objects nothing points at; the staging cleanup deletes any left behind."""
@@ -235,8 +244,11 @@ class ImageActivities:
         try:
             self._storage.download_file(key, path)
         except ObjectMissingError as error:
+            activity.logger.warning("object %s is missing", key)
             raise ApplicationError(
-                f"object {key} is missing", type=ErrorCode.SOURCE_MISSING, non_retryable=True
+                public_message(ErrorCode.SOURCE_MISSING, ""),
+                type=ErrorCode.SOURCE_MISSING,
+                non_retryable=True,
             ) from error
         count_bytes_in(path.stat().st_size)
 

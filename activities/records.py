@@ -1,9 +1,10 @@
 """The Postgres writes the activities make to images. Each is idempotent and fenced.
 
 A write first locks the image row, then asks `core.fencing` whether its fence may still
-write; a stale one raises `StaleWriteError` and changes nothing. Every change publishes its
-event in the same transaction (see `core.events`), and only a change of state publishes
-one, so a repeated or refused write announces nothing.
+write; a stale one raises `StaleWriteError` and changes nothing. A change of state
+publishes its event in the same transaction (see `core.events`) and records its webhook
+deliveries there too; only a change of state does either, so a repeated or refused write
+announces nothing, to clients or to webhooks.
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.contracts import Fence, ImageState
+from activities.webhook_outbox import WebhookOutbox
+from core.contracts import RESUMABLE_ERROR_TYPES, Fence, ImageState
 from core.events import publish, state_event
-from core.fencing import Verdict, Written, processing_under, state_verdict
+from core.fencing import StaleWriteError, Verdict, Written, processing_under, state_verdict
 from core.models import Image, PendingObject, Version
-
-
-class StaleWriteError(Exception):
-    """Something scheduled later (or a newer run) already wrote this image."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +51,17 @@ def mark_pending(session: Session, image_id: uuid.UUID, keys: list[str]) -> None
 
 
 class ImageRecords:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """`hooks` records an image's webhook deliveries with its final state (none by default)."""
+
+    def __init__(self, sessions: sessionmaker[Session], hooks: WebhookOutbox | None = None) -> None:
         self._sessions = sessions
+        self._hooks = hooks or WebhookOutbox(sessions, None)
 
     def set_state(self, image_id: uuid.UUID, state: ImageState, fence: Fence) -> None:
         """Move the image to `state`, unless a newer write forbids it (StaleWriteError)."""
         with self._sessions.begin() as session:
-            self._transition(session, image_id, state, fence, {})
+            deliveries = self._transition(session, image_id, state, fence, {})
+        self._hooks.dispatch(image_id, state, deliveries or [])
 
     def mark_uploaded(
         self,
@@ -75,6 +77,29 @@ class ImageRecords:
         with self._sessions.begin() as session:
             self._transition(session, image_id, ImageState.UPLOADED, fence, details)
 
+    def seal_original(self, image_id: uuid.UUID, staging_key: str, original_key: str) -> bool:
+        """Point the image at its sealed original; False when the row has moved on.
+
+        Conditional, so idempotent and never late: only a row still pointing at the staged
+        object changes, and only while sealing is its next step: `uploaded`, or `error`
+        after a transient fault (an operator's reset takes it up again). No event: the
+        state stays the same.
+        """
+        sealing_is_next = or_(
+            Image.state == ImageState.UPLOADED.value,
+            and_(
+                Image.state == ImageState.ERROR.value, Image.error_code.in_(RESUMABLE_ERROR_TYPES)
+            ),
+        )
+        with self._sessions.begin() as session:
+            changed = session.scalar(
+                update(Image)
+                .where(Image.id == image_id, Image.source_key == staging_key, sealing_is_next)
+                .values(source_key=original_key)
+                .returning(Image.id)
+            )
+        return changed is not None
+
     def set_error(self, image_id: uuid.UUID, code: str, message: str, fence: Fence) -> list[str]:
         """End the image in `error` without versions; answer the keys the versions had.
 
@@ -82,15 +107,17 @@ class ImageRecords:
         never gets to delete them.
         """
         details = {"error_code": code, "error_message": message}
+        keys: list[str] = []
         with self._sessions.begin() as session:
-            if not self._transition(session, image_id, ImageState.ERROR, fence, details):
-                return []
-            keys = list(
-                session.scalars(
-                    delete(Version).where(Version.image_id == image_id).returning(Version.key)
+            deliveries = self._transition(session, image_id, ImageState.ERROR, fence, details)
+            if deliveries is not None:
+                keys = list(
+                    session.scalars(
+                        delete(Version).where(Version.image_id == image_id).returning(Version.key)
+                    )
                 )
-            )
-            mark_pending(session, image_id, keys)
+                mark_pending(session, image_id, keys)
+        self._hooks.dispatch(image_id, ImageState.ERROR, deliveries or [])
         return keys
 
     def set_source_details(
@@ -129,21 +156,22 @@ class ImageRecords:
         state: ImageState,
         fence: Fence,
         details: Mapping[str, object],
-    ) -> bool:
-        """Write `state` (and `details`) if the fence allows; True when it was written.
+    ) -> list[str] | None:
+        """Write `state` (and `details`) if the fence allows. When it was written, answer
+        the webhook deliveries recorded with it (for `dispatch`); else None.
 
         A missing row (an image whose registration was undone) is left alone.
         """
         image = lock_image(session, image_id)
         if image is None:
-            return False
+            return None
         verdict = state_verdict(image.written, state, fence)
         if verdict is Verdict.REFUSE:
             raise StaleWriteError(
                 f"image {image_id} is {image.written.state.value} under a later fence"
             )
         if verdict is Verdict.KEEP:
-            return False
+            return None
         values: dict[str, object] = {"error_code": None, "error_message": None, **details}
         session.execute(
             update(Image)
@@ -151,10 +179,9 @@ class ImageRecords:
             .values(state=state.value, fence_token=fence.token, fence_run_id=fence.run_id or None)
             .values(**values)
         )
-        if state != image.written.state:
-            code = details.get("error_code")
-            event = state_event(
-                image_id, image.project_id, state.value, str(code) if code else None
-            )
-            publish(session, event)
-        return True
+        if state == image.written.state:
+            return []  # a newer fence only: nothing to announce
+        code = details.get("error_code")
+        event = state_event(image_id, image.project_id, state.value, str(code) if code else None)
+        publish(session, event)
+        return self._hooks.record(session, image_id, image.project_id, state)

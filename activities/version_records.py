@@ -19,15 +19,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import StaleWriteError, lock_image, mark_pending
-from core.contracts import Fence, ResizeResult
+from activities.records import lock_image, mark_pending
+from core.contracts import Fence, ImageState, ResizeResult
 from core.events import publish, version_event
-from core.fencing import Verdict, VersionRow, processing_under, version_verdict
-from core.models import PendingObject, Version
+from core.fencing import (
+    StaleWriteError,
+    Verdict,
+    VersionRow,
+    processing_under,
+    version_verdict,
+)
+from core.models import Image, PendingObject, Version
 
 
 @dataclass
@@ -38,15 +44,33 @@ class Committed:
     unused: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A version row: what it says, and the fence that wrote it."""
+
+    result: ResizeResult
+    token: int
+
+
 class VersionRecords:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
     def claim(self, image_id: uuid.UUID, key: str, fence: Fence) -> None:
-        """Note `key` as about to be written, or raise StaleWriteError."""
+        """Note `key` as about to be written, or raise StaleWriteError.
+
+        One statement, without a lock: it only spares a stale attempt the write. The
+        commit decides, under the image's row lock.
+        """
+        accepts = exists().where(Image.id == image_id, processing_under_sql(fence))
+        rows = select(literal(key), literal(image_id)).where(accepts)
+        statement = insert(PendingObject).from_select(["key", "image_id"], rows)
         with self._sessions.begin() as session:
-            self._check(session, image_id, fence)
-            mark_pending(session, image_id, [key])
+            claimed = session.scalar(
+                statement.on_conflict_do_nothing().returning(PendingObject.key)
+            )
+        if claimed is None:
+            raise StaleWriteError(f"image {image_id} takes no versions under this fence now")
 
     def commit(
         self, image_id: uuid.UUID, project_id: int, written: ResizeResult, fence: Fence
@@ -56,14 +80,14 @@ class VersionRecords:
         with self._sessions.begin() as session:
             self._check(session, image_id, fence)
             existing = _version(session, image_id, written.version)
-            row = VersionRow(existing.key, existing.fence_token) if existing else None
+            row = VersionRow(existing.result.key, existing.token) if existing else None
             verdict = version_verdict(row, written.key, fence)
             if verdict is Verdict.REFUSE:
                 raise StaleWriteError(f"{written.version} of {image_id} has a newer fence")
             if verdict is Verdict.KEEP:
                 assert existing is not None
-                unused = [written.key] if existing.key != written.key else []
-                return Committed(_result_of(existing), unused)
+                unused = [written.key] if existing.result.key != written.key else []
+                return Committed(existing.result, unused)
             claimed = session.scalar(
                 delete(PendingObject)
                 .where(PendingObject.key == written.key)
@@ -72,7 +96,8 @@ class VersionRecords:
             if claimed is None:  # the staging cleanup took it: it may be deleted already
                 raise StaleWriteError(f"{written.key} was swept before it was recorded")
             _upsert(session, image_id, written, fence)
-            superseded = [existing.key] if existing and existing.key != written.key else []
+            before = existing.result.key if existing else written.key
+            superseded = [before] if before != written.key else []
             mark_pending(session, image_id, superseded)
             event = version_event(
                 image_id, project_id, written.version, written.key, written.width, written.height
@@ -96,15 +121,35 @@ class VersionRecords:
             )
 
 
-def _version(session: Session, image_id: uuid.UUID, name: str) -> Version | None:
-    return session.scalar(select(Version).where(Version.image_id == image_id, Version.name == name))
+def processing_under_sql(write: Fence) -> ColumnElement[bool]:
+    """`core.fencing.processing_under` as a condition on the image row (a test holds the
+    two to the same answers)."""
+    newer_run = and_(
+        Image.fence_token < write.token,
+        literal(bool(write.run_id)),
+        Image.fence_run_id.is_distinct_from(write.run_id),
+    )
+    return and_(
+        Image.fence_token <= write.token,
+        or_(Image.state == ImageState.PROCESSING.value, newer_run),
+    )
 
 
-def _result_of(version: Version) -> ResizeResult:
-    return ResizeResult(
-        version.name, version.key, version.width, version.height, version.bytes,
-        version.content_type,
-    )  # fmt: skip
+def _version(session: Session, image_id: uuid.UUID, name: str) -> Recorded | None:
+    row = session.execute(
+        select(
+            Version.key,
+            Version.width,
+            Version.height,
+            Version.bytes,
+            Version.content_type,
+            Version.fence_token,
+        ).where(Version.image_id == image_id, Version.name == name)
+    ).one_or_none()
+    if row is None:
+        return None
+    key, width, height, size, content_type, token = row
+    return Recorded(ResizeResult(name, key, width, height, size, content_type), token)
 
 
 def _upsert(session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence) -> None:

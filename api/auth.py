@@ -1,8 +1,10 @@
 """Who is calling: API keys from `API_KEYS` or Postgres, each scoped to projects.
 
-With no key anywhere the API is open (local mode). Once any key exists, every request but
-the health checks needs `Authorization: Bearer <key>`. A project outside the key's scope
-answers exactly as a project that does not exist, so no tenant learns of another's.
+`AUTH_MODE` alone decides whether keys are needed, so it fails closed: in `keys` mode (the
+default) every data route needs `Authorization: Bearer <key>`, and with no key at all every
+one answers 401; creating, revoking or expiring keys never opens the API. `open` (only
+`make run` sets it) asks for no key. A project outside the key's scope answers exactly as a
+project that does not exist, so no tenant learns of another's.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import NotFoundError, UnauthorizedError
-from api.keystore import any_active_key, find_active_key, hash_key
+from api.keystore import any_active_key, find_active_key, hash_key, key_is_active
 from api.ws_tokens import WsTokenSigner
 from core.models import ApiKey
 from core.settings import Settings
@@ -26,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: a key id (None when the API is open) and its projects (None: all)."""
+    """The caller: a key id (None in open mode) and its projects (None: all)."""
 
     key_id: str | None
     projects: frozenset[int] | None
@@ -44,6 +47,8 @@ class Principal:
 
 
 OPEN = Principal(key_id=None, projects=None)
+# The key id WebSocket tokens carry in open mode.
+OPEN_KEY_ID = "open"
 
 
 def project_not_found(project_id: int) -> str:
@@ -64,6 +69,7 @@ class AccessControl:
     ws_tokens: WsTokenSigner | None
     allowed_origins: frozenset[str]
     upload_rate_limit_per_minute: int
+    open_mode: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessControl:
@@ -78,30 +84,50 @@ class AccessControl:
             for origin in settings.ws_allowed_origins.split(",")
             if origin.strip()
         )
-        return cls(grants, signer, origins, settings.upload_rate_limit_per_minute)
+        return cls(
+            grants,
+            signer,
+            origins,
+            settings.upload_rate_limit_per_minute,
+            open_mode=settings.auth_mode == "open",
+        )
 
-    def enabled(self, sessions: sessionmaker[Session]) -> bool:
-        """Whether any key exists, so that every caller must present one."""
-        if self.configured:
+    def any_key(self, sessions: sessionmaker[Session]) -> bool:
+        """Whether any key could be accepted at all (for /readyz)."""
+        if self.open_mode or self.configured:
             return True
         with sessions() as session:
             return any_active_key(session)
 
     def authenticate(self, sessions: sessionmaker[Session], presented: str | None) -> Principal:
-        """The key's principal; OPEN when no key exists at all; else 401."""
+        """OPEN in open mode; else the key's principal, or 401. May query Postgres."""
+        if self.open_mode:
+            return OPEN
         if presented:
             principal = self._configured_principal(presented) or _stored_principal(
                 sessions, presented
             )
             if principal is not None:
                 return principal
-        if self.enabled(sessions):
-            raise UnauthorizedError(
-                "a valid API key is required: Authorization: Bearer <key>"
-                if presented is None
-                else "the API key is not valid"
-            )
-        return OPEN
+        raise UnauthorizedError(
+            "a valid API key is required: Authorization: Bearer <key>"
+            if presented is None
+            else "the API key is not valid"
+        )
+
+    def key_still_active(self, sessions: sessionmaker[Session], key_id: str) -> bool:
+        """Whether the key a principal or token names may still be used. May query Postgres.
+
+        Keys from API_KEYS last as long as the process; stored ones until revoked or expired.
+        """
+        if self.open_mode or key_id.startswith(CONFIGURED_KEY_PREFIX):
+            return True
+        try:
+            stored_id = uuid.UUID(key_id)
+        except ValueError:
+            return False  # "open" from a token of an open-mode API, or garbage
+        with sessions() as session:
+            return key_is_active(session, stored_id)
 
     def _configured_principal(self, presented: str) -> Principal | None:
         digest = hashlib.sha256(presented.encode("utf-8")).digest()
@@ -120,10 +146,14 @@ class AccessControl:
         return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
+CONFIGURED_KEY_PREFIX = "setting-"
+
+
 def _configured_grant(key: str, projects: frozenset[int] | None) -> ConfiguredGrant:
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     # The id names the key in logs and rate-limit rows without revealing it.
-    return ConfiguredGrant(digest, Principal(f"setting-{digest.hex()[:16]}", projects))
+    principal = Principal(f"{CONFIGURED_KEY_PREFIX}{digest.hex()[:16]}", projects)
+    return ConfiguredGrant(digest, principal)
 
 
 def _stored_principal(sessions: sessionmaker[Session], presented: str) -> Principal | None:

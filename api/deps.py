@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 from api.auth import AccessControl, Principal
 from api.dependency_errors import dependency_errors
 from api.errors import BadRequestError, ForbiddenError, RateLimitedError
+from api.guard import principal_from_state
 from api.rate_limit import take_upload_slot
 from api.resources import Resources
+from api.upload_slots import UploadSlots
 from core.storage import Storage
 
 
@@ -68,12 +70,21 @@ def get_access(request: Request) -> AccessControl:
 
 AccessDep = Annotated[AccessControl, Depends(get_access)]
 # auto_error=False: a missing key is our 401 (with our body), not FastAPI's 403.
-_bearer = HTTPBearer(auto_error=False, description="An API key; needed once any key is configured.")
+_bearer = HTTPBearer(auto_error=False, description="An API key; needed with AUTH_MODE=keys.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_principal(resources: ResourcesDep, access: AccessDep, bearer: BearerDep) -> Principal:
-    """The caller's key and scope; 401 without a valid key once any key exists."""
+def get_principal(
+    request: Request, resources: ResourcesDep, access: AccessDep, bearer: BearerDep
+) -> Principal:
+    """The caller's key and scope; 401 without a valid key (AUTH_MODE=keys).
+
+    `api.guard` has checked the key already, before the body was read; this answers what
+    it found, and checks the key itself only for an app without the guard.
+    """
+    found = principal_from_state(request.state)
+    if found is not None:
+        return found
     with dependency_errors():
         return access.authenticate(resources.sessions, bearer.credentials if bearer else None)
 
@@ -118,3 +129,13 @@ def count_upload(resources: ResourcesDep, access: AccessDep, principal: Principa
 
 
 UploadQuotaDep = Annotated[None, Depends(count_upload)]
+
+
+async def hold_upload_slot(request: Request, principal: PrincipalDep) -> AsyncIterator[None]:
+    """One of the key's concurrent direct uploads (UPLOAD_CONCURRENCY_PER_KEY); 429 if none."""
+    slots: UploadSlots = request.app.state.upload_slots
+    with slots.hold(principal.key_id):
+        yield
+
+
+UploadSlotDep = Annotated[None, Depends(hold_upload_slot)]

@@ -1,13 +1,17 @@
 """Direct upload: stream the multipart body to S3 while checking the image header.
 
-Nothing is kept for a rejected request: the object is removed on any error.
+The body lands under the image's staging key; the workflow seals it (by the ETag the
+upload answered) as the original. Nothing is kept for a rejected request: the object is
+removed on any error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -16,12 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import (
     BadRequestError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     UnprocessableError,
     error_for_code,
 )
 from api.multipart import StreamingForm
-from api.registry import sanitize_filename, source_key_for
-from core.contracts import ErrorCode, ImageState
+from api.registry import sanitize_filename
+from core.contracts import ErrorCode, ImageState, staging_key_for
 from core.inspection import (
     HEADER_BYTES,
     ImageInfo,
@@ -33,7 +38,8 @@ from core.inspection import (
 )
 from core.models import Image
 from core.settings import Settings
-from core.storage import ORIGINAL_CACHE_CONTROL, Storage, StreamingWriter
+from core.storage import ORIGINAL_CACHE_CONTROL, Storage
+from core.storage_writer import StreamingWriter
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +58,7 @@ class ReceivedUpload:
     info: ImageInfo
     bytes: int
     sha256: str
+    etag: str
 
 
 class _HeaderSniffer:
@@ -101,7 +108,7 @@ async def receive_upload(
     form = StreamingForm(request.headers.get("content-type"))
     image_id = uuid.uuid4()
     writer = storage.open_writer(
-        source_key_for(image_id), "application/octet-stream", ORIGINAL_CACHE_CONTROL
+        staging_key_for(str(image_id)), "application/octet-stream", ORIGINAL_CACHE_CONTROL
     )
     try:
         info = await _stream_file(request, form, writer, settings, check_project)
@@ -119,6 +126,7 @@ async def receive_upload(
         info,
         writer.bytes_written,
         writer.sha256,
+        writer.etag or "",
     )
 
 
@@ -135,7 +143,7 @@ async def _stream_file(
         raise _too_large(settings)  # refused before a byte of the body is read
     body_bytes = 0
     project_checked = False
-    async for chunk in request.stream():
+    async for chunk in paced(request.stream(), UploadPace.from_settings(settings)):
         body_bytes += len(chunk)
         if body_bytes > body_limit:
             raise _too_large(settings)
@@ -156,6 +164,50 @@ async def _stream_file(
     if writer.bytes_written == 0:
         raise UnprocessableError("the file is empty", code=ErrorCode.INVALID_IMAGE)
     return sniffer.finish()
+
+
+@dataclass(frozen=True)
+class UploadPace:
+    """An upload's overall deadline, and the average rate it must keep after a grace period."""
+
+    deadline_seconds: float
+    min_bytes_per_second: int
+    grace_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadPace:
+        return cls(
+            settings.upload_deadline_seconds,
+            settings.upload_min_bytes_per_second,
+            settings.upload_rate_grace_seconds,
+        )
+
+    def seconds_allowed(self, received: int) -> float:
+        """How long after the start the next byte may arrive, having `received` so far."""
+        if self.min_bytes_per_second == 0:
+            return self.deadline_seconds
+        behind_after = self.grace_seconds + (received + 1) / self.min_bytes_per_second
+        return min(self.deadline_seconds, behind_after)
+
+
+async def paced(chunks: AsyncIterator[bytes], pace: UploadPace) -> AsyncIterator[bytes]:
+    """The body's chunks, or 408 once the client falls behind its pace (slow-loris)."""
+    started = time.monotonic()
+    received = 0
+    while True:
+        remaining = started + pace.seconds_allowed(received) - time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"the upload is too slow: it must finish within {pace.deadline_seconds:g} s "
+                f"and average {pace.min_bytes_per_second} bytes/s"
+            ) from None
+        received += len(chunk)
+        yield chunk
 
 
 def _declared_length(request: Request) -> int:

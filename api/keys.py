@@ -1,21 +1,24 @@
 """Admin command for API keys stored in Postgres (hashed; a key is shown once).
 
-    python -m api.keys create --project 42 --project 43 [--name NAME]
-    python -m api.keys create --all [--name NAME]
+    python -m api.keys create --project 42 --project 43 [--name NAME] [--expires-in 30d]
+    python -m api.keys create --all [--name NAME] [--expires-in 12h]
     python -m api.keys list
     python -m api.keys revoke KEY_ID
 
-It reads DATABASE_URL like the API. The first active key turns authentication on for every
-API process at once; revoking a key refuses it at once.
+It reads DATABASE_URL like the API. With AUTH_MODE=keys (the default), a new key works at
+once on every API process; a revoked or expired one is refused at once, and its open
+WebSockets close within WS_KEY_CHECK_SECONDS. Keys never change the mode itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +39,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     scope.add_argument("--project", type=_project_id, action="append", dest="projects")
     scope.add_argument("--all", action="store_true", help="every project (operators)")
     create.add_argument("--name", help="a label for `list`")
+    create.add_argument(
+        "--expires-in", type=_duration, help="refuse the key after this long: 90m, 12h, 30d"
+    )
     commands.add_parser("list", help="every key: id, scope, created, revoked")
     revoke = commands.add_parser("revoke", help="refuse a key from now on")
     revoke.add_argument("key_id", type=uuid.UUID)
@@ -47,6 +53,17 @@ def _project_id(text: str) -> int:
     if not 1 <= value <= 2**63 - 1:
         raise argparse.ArgumentTypeError("a project id is a positive integer")
     return value
+
+
+_DURATION = re.compile(r"(\d+)([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(text: str) -> timedelta:
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError("a duration is a positive number and m, h or d: 30d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -71,8 +88,11 @@ def _run(args: argparse.Namespace, sessions: sessionmaker[Session], settings: Se
 
 def _create(session: Session, args: argparse.Namespace, settings: Settings) -> int:
     projects = None if args.all else frozenset(args.projects)
-    row, key = create_key(session, projects, args.name)
+    expires_at = datetime.now(UTC) + args.expires_in if args.expires_in else None
+    row, key = create_key(session, projects, args.name, expires_at)
     _out(f"id    {row.id}\nkey   {key}\nscope {_scope(row)}\n")
+    if expires_at is not None:
+        _out(f"expires {expires_at.isoformat(timespec='seconds')}\n")
     _out("The key is shown only this once; store it now.\n")
     if settings.ws_token_secret is None:
         # Tokens must verify on every API process, so they need the one shared secret.
@@ -83,6 +103,8 @@ def _create(session: Session, args: argparse.Namespace, settings: Settings) -> i
 def _list(session: Session) -> int:
     for row in list_keys(session):
         revoked = f"revoked {row.revoked_at.isoformat()}" if row.revoked_at else "active"
+        if row.expires_at and not row.revoked_at:
+            revoked = f"expires {row.expires_at.isoformat()}"
         created = row.created_at.isoformat()
         _out(f"{row.id}  {_scope(row)}  {created}  {revoked}  {row.name or ''}\n")
     return 0

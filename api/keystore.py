@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.models import ApiKey
@@ -27,18 +28,31 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def find_active_key(session: Session, key_hash: str) -> ApiKey | None:
-    return session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+def _active() -> ColumnElement[bool]:
+    """Not revoked, and not past its expiry (by the database's clock, shared by every API)."""
+    return and_(
+        ApiKey.revoked_at.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > func.now()),
     )
 
 
+def find_active_key(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash, _active()))
+
+
+def key_is_active(session: Session, key_id: uuid.UUID) -> bool:
+    return bool(session.scalar(select(exists().where(ApiKey.id == key_id, _active()))))
+
+
 def any_active_key(session: Session) -> bool:
-    return bool(session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))
+    return bool(session.scalar(select(exists().where(_active()))))
 
 
 def create_key(
-    session: Session, projects: frozenset[int] | None, name: str | None = None
+    session: Session,
+    projects: frozenset[int] | None,
+    name: str | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key scoped to `projects` (None: all); answer the row and the key itself."""
     key = new_key()
@@ -48,6 +62,7 @@ def create_key(
         name=name,
         all_projects=projects is None,
         projects=sorted(projects or ()),
+        expires_at=expires_at,
     )
     session.add(row)
     session.commit()

@@ -12,8 +12,11 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api.auth import AccessControl
+from api.deps import get_principal
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.events import EventHub
+from api.guard import GuardPolicy, RequestGuard
 from api.metrics import ApiMetrics
 from api.observability import (
     bind_image_log_context,
@@ -22,8 +25,10 @@ from api.observability import (
 )
 from api.resources import Resources
 from api.routes import events as event_routes
-from api.routes import health, images, page, projects
+from api.routes import health, images, projects, webhooks
+from api.routes.page import install_page
 from api.schemas import ErrorPublic
+from api.upload_slots import UploadSlots
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
@@ -34,6 +39,9 @@ from core.temporal import connect_temporal
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.auth_mode == "keys" and settings.ws_token_secret is None:
+        # Fail at start, not at the first WebSocket: with keys, browsers need tokens.
+        raise RuntimeError("WS_TOKEN_SECRET is required with AUTH_MODE=keys")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,13 +70,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses={500: {"model": ErrorPublic}},
         dependencies=[Depends(bind_image_log_context)],
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.state.access = AccessControl.from_settings(settings)
+    app.state.upload_slots = UploadSlots(settings.upload_concurrency_per_key)
+    app.state.guard_policy = policy = guard_policy(settings)
+    # Added before the metrics middleware, so that the metrics count its refusals too.
+    app.add_middleware(RequestGuard, policy=policy)
     install_observability(app, ApiMetrics())
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)
+    app.include_router(webhooks.router)
     app.include_router(event_routes.router)
-    app.include_router(page.router)
+    install_docs(app)
+    install_page(app, settings)
     return app
+
+
+def guard_policy(settings: Settings) -> GuardPolicy:
+    return GuardPolicy(
+        allowed_hosts=settings.host_allowlist,
+        open_mode=settings.auth_mode == "open",
+        json_body_max_bytes=settings.json_body_max_bytes,
+        streaming_routes=frozenset({images.DIRECT_UPLOAD_ROUTE}),
+        principal_dependency=get_principal,
+    )

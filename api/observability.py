@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from api.deps import AllProjectsDep
+from api.guard import GuardedRoute
 from api.metrics import (
     ERROR_CODE_SCOPE_KEY,
     STATE_QUERY_TIMEOUT_SECONDS,
@@ -31,7 +32,7 @@ from api.metrics import (
 from core.logging import bind_image_context
 from core.settings import Settings
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=GuardedRoute)
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 

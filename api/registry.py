@@ -37,11 +37,6 @@ PROJECT_ID_ATTRIBUTE = SearchAttributeKey.for_keyword("ProjectId")
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 
 
-def source_key_for(image_id: uuid.UUID) -> str:
-    """Originals live under a server-made key; the client's filename is never a key."""
-    return f"originals/{image_id}"
-
-
 def sanitize_filename(filename: str | None) -> str | None:
     """Keep a display name only: no path, no control characters, bounded length."""
     if not filename:
@@ -86,7 +81,10 @@ def check_replay(earlier: Image, fingerprint: str | None) -> None:
         )
 
 
-def processing_input(image: Image, settings: Settings) -> ImageProcessingInput:
+def processing_input(
+    image: Image, settings: Settings, source_etag: str | None = None
+) -> ImageProcessingInput:
+    """`source_etag`: the staged object a direct upload wrote, which the workflow seals."""
     awaiting = image.state == ImageState.INIT
     return ImageProcessingInput(
         str(image.id),
@@ -95,6 +93,8 @@ def processing_input(image: Image, settings: Settings) -> ImageProcessingInput:
         awaiting_upload=awaiting,
         upload_timeout_seconds=upload_timeout_seconds(settings) if awaiting else 0.0,
         max_attempts=settings.activity_max_attempts,
+        source_etag=source_etag,
+        source_format=image.format,
     )
 
 

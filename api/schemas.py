@@ -5,9 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.contracts import ImageState
+
+# The image document lives in core (the webhook activities send it too).
+from core.documents import ImageError as ImageError
+from core.documents import ImagePublic as ImagePublic
+from core.documents import ImageSummary as ImageSummary
+from core.documents import ProgressPublic as ProgressPublic
+from core.documents import VersionPublic as VersionPublic
 
 
 class ErrorDetail(BaseModel):
@@ -28,6 +35,9 @@ class ImageAccepted(BaseModel):
 
 
 class ImageLinkCreate(BaseModel):
+    # An unknown field is a client's mistake (or a probe): 422, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     filename: str = Field(min_length=1, max_length=1024, examples=["holiday.jpg"])
     project_id: int = Field(ge=1, le=2**63 - 1)
 
@@ -45,49 +55,6 @@ class ImageUploadLink(BaseModel):
     workflow_id: str
     status_url: str
     confirm_url: str
-
-
-class VersionPublic(BaseModel):
-    url: str
-    width: int
-    height: int
-    bytes: int
-    content_type: str
-
-
-class ImageError(BaseModel):
-    code: str
-    message: str | None
-
-
-class ImageSummary(BaseModel):
-    """One image in the spec's shape: each version is a link, or null until ready."""
-
-    image_id: uuid.UUID
-    state: ImageState
-    project_id: int
-    versions: dict[str, str | None]
-
-
-class ProgressPublic(BaseModel):
-    """Live progress from the running workflow."""
-
-    state: ImageState
-    versions_done: list[str]
-    versions_total: int
-
-
-class ImagePublic(ImageSummary):
-    original_filename: str | None
-    format: str | None
-    width: int | None
-    height: int | None
-    bytes: int | None
-    error: ImageError | None
-    version_details: dict[str, VersionPublic]
-    progress: ProgressPublic | None = None
-    created_at: datetime
-    updated_at: datetime
 
 
 class ProjectImagesPublic(BaseModel):

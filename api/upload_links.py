@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import mimetypes
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,6 @@ from api.registry import (
     processing_input,
     register_image,
     sanitize_filename,
-    source_key_for,
     start_image_workflow,
 )
 from api.resources import Resources
@@ -37,8 +35,10 @@ from core.contracts import (
     ErrorCode,
     ImageState,
     UploadConfirmation,
+    staging_key_for,
     workflow_id_for,
 )
+from core.inspection import MEDIA_TYPES
 from core.logging import bind_image_context
 from core.models import Image
 from core.storage import ObjectMissingError
@@ -55,9 +55,22 @@ class UploadLink:
     expires_at: datetime
 
 
-def _content_type_for(filename: str) -> str:
-    guessed, _ = mimetypes.guess_type(filename)
-    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
+# The Content-Type a link's POST must carry, exactly: an allowed format's, by extension.
+_EXTENSION_FORMATS = {
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "gif": "GIF",
+    "avif": "AVIF",
+}
+
+
+def content_type_for(filename: str) -> str:
+    """Only ever an allowlisted image type, never SVG or HTML; JPEG when unknown. The type
+    a file is served with comes from what it decodes as, not from this."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return MEDIA_TYPES[_EXTENSION_FORMATS.get(extension, "JPEG")]
 
 
 async def create_upload_link(
@@ -71,7 +84,7 @@ async def create_upload_link(
         id=image_id,
         project_id=project_id,
         state=ImageState.INIT.value,
-        source_key=source_key_for(image_id),
+        source_key=staging_key_for(str(image_id)),
         original_filename=sanitize_filename(filename),
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint if idempotency_key else None,
@@ -106,7 +119,7 @@ def _sign(resources: Resources, image: Image, workflow_id: str, filename: str) -
     expires_at = created + timedelta(seconds=settings.upload_link_expiry_seconds)
     remaining = max(1, int((expires_at - datetime.now(UTC)).total_seconds()))
     url, params = resources.storage.presign_post(
-        image.source_key, settings.max_upload_bytes, remaining, _content_type_for(filename)
+        image.source_key, settings.max_upload_bytes, remaining, content_type_for(filename)
     )
     return UploadLink(image.id, workflow_id, url, params, expires_at)
 

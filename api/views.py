@@ -1,66 +1,16 @@
-"""Turn ORM rows into API schemas, with freshly signed links."""
+"""Turn ORM rows into API schemas, with freshly signed links (the image document itself
+is built in `core.documents`, which the webhook activities share)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from api.queries import count_by_state, list_project_images
-from api.schemas import ImageError, ImagePublic, ImageSummary, ProjectPublic, VersionPublic
-from core.contracts import ImageState
-from core.models import Image
-from core.presets import ORIGINAL, PRESET_NAMES, VERSION_NAMES
+from api.schemas import ProjectPublic
+from core.documents import image_public as image_public
+from core.documents import image_summary as image_summary
+from core.documents import version_links as version_links
 from core.storage import Storage
-
-
-def version_links(image: Image, storage: Storage) -> dict[str, str | None]:
-    links: dict[str, str | None] = dict.fromkeys(VERSION_NAMES)
-    if image.state != ImageState.INIT:
-        links[ORIGINAL] = storage.presign_get(image.source_key)
-    for version in image.versions:
-        if version.name in PRESET_NAMES:
-            links[version.name] = storage.presign_get(version.key)
-    return links
-
-
-def image_summary(image: Image, storage: Storage) -> ImageSummary:
-    return ImageSummary(
-        image_id=image.id,
-        state=ImageState(image.state),
-        project_id=image.project_id,
-        versions=version_links(image, storage),
-    )
-
-
-def image_public(image: Image, storage: Storage) -> ImagePublic:
-    links = version_links(image, storage)
-    details = {
-        version.name: VersionPublic(
-            url=links[version.name] or storage.presign_get(version.key),
-            width=version.width,
-            height=version.height,
-            bytes=version.bytes,
-            content_type=version.content_type,
-        )
-        for version in sorted(image.versions, key=lambda v: PRESET_NAMES.index(v.name))
-    }
-    error = (
-        ImageError(code=image.error_code, message=image.error_message) if image.error_code else None
-    )
-    return ImagePublic(
-        image_id=image.id,
-        state=ImageState(image.state),
-        project_id=image.project_id,
-        versions=links,
-        original_filename=image.original_filename,
-        format=image.format,
-        width=image.width,
-        height=image.height,
-        bytes=image.bytes,
-        error=error,
-        version_details=details,
-        created_at=image.created_at,
-        updated_at=image.updated_at,
-    )
 
 
 def project_public(

@@ -82,7 +82,8 @@ def running_product(workers: int, keep_logs: Path | None = None) -> Iterator[Pro
         LocalStack(Path(scratch), database="imgproc_bench", environ={}) as stack,
     ):
         stack.ensure_bucket()
-        env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+        # Open, as `make run` runs it: the benches measure the pipeline, not keys.
+        env = {**os.environ, **stack.env(), "AUTH_MODE": "open", "PYTHONUNBUFFERED": "1"}
         commands = AppCommands()
         run_migrations(commands, env, stack.logs_dir / "migrate.log")
         processes: list[ManagedProcess] = []

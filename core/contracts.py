@@ -20,6 +20,7 @@ FAIL_ACTIVITY = "fail_image"
 DISCARD_ACTIVITY = "discard_objects"
 VERIFY_UPLOAD_ACTIVITY = "verify_upload"
 EXPIRE_UPLOAD_ACTIVITY = "expire_upload"
+SEAL_ORIGINAL_ACTIVITY = "seal_original"
 RENDER_QUEUE_ALIVE_ACTIVITY = "render_queue_alive"
 
 # The update a client's upload confirmation becomes.
@@ -42,10 +43,13 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     IMAGE_TOO_LARGE = "image_too_large"
     TOO_MANY_FRAMES = "too_many_frames"
+    METADATA_TOO_LARGE = "metadata_too_large"
     SOURCE_MISSING = "source_missing"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UPLOAD_MISSING = "upload_missing"
     UPLOAD_EXPIRED = "upload_expired"
+    # The staged upload is no longer the object that was verified (a later POST to its link).
+    UPLOAD_CHANGED = "upload_changed"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"
     PROCESSING_FAILED = "processing_failed"
@@ -64,10 +68,12 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.UNSUPPORTED_FORMAT,
     ErrorCode.IMAGE_TOO_LARGE,
     ErrorCode.TOO_MANY_FRAMES,
+    ErrorCode.METADATA_TOO_LARGE,
     ErrorCode.SOURCE_MISSING,
     ErrorCode.PAYLOAD_TOO_LARGE,
     ErrorCode.UPLOAD_MISSING,
     ErrorCode.UPLOAD_EXPIRED,
+    ErrorCode.UPLOAD_CHANGED,
     ErrorCode.WORKING_COPY_LOST,
     ErrorCode.SUPERSEDED,
 )
@@ -78,6 +84,9 @@ TRANSIENT_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.STORAGE_UNAVAILABLE,
     ErrorCode.DATABASE_UNAVAILABLE,
 )
+# Failures that are no verdict on the image: its upload is kept (unlinked), and an
+# operator's `temporal workflow reset` may take the image up again where it stopped.
+RESUMABLE_ERROR_TYPES: tuple[str, ...] = (*TRANSIENT_ERROR_TYPES, ErrorCode.PROCESSING_FAILED)
 DEFAULT_MAX_ATTEMPTS = 12
 
 
@@ -85,8 +94,29 @@ def workflow_id_for(image_id: str) -> str:
     return f"image-{image_id}"
 
 
+# Object key spaces: uploads as they land, sealed originals, working copies.
+STAGING_PREFIX = "staging/"
+ORIGINALS_PREFIX = "originals/"
+WORKING_PREFIX = "work/"
+
+
+def staging_key_for(image_id: str) -> str:
+    """Where an upload lands (a direct upload's stream, an upload link's POST), unverified.
+
+    Never linked: the workflow seals it to `original_key_for` first. Server-made; the
+    client's filename is never a key.
+    """
+    return f"{STAGING_PREFIX}{image_id}"
+
+
+def original_key_for(image_id: str) -> str:
+    """The sealed original: the verified bytes, copied by the workflow, which no client
+    can write. Images uploaded before sealing existed were uploaded straight to this key."""
+    return f"{ORIGINALS_PREFIX}{image_id}"
+
+
 def working_key_for(image_id: str) -> str:
-    return f"work/{image_id}/working"
+    return f"{WORKING_PREFIX}{image_id}/working"
 
 
 def version_key_for(
@@ -122,6 +152,10 @@ class ImageProcessingInput:
     upload_timeout_seconds: float = 0.0
     # Attempts per activity before a transient fault ends the image in `error`.
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # A direct upload's staged object as the API wrote and checked it; an upload link's
+    # come from its verification instead. The seal copies exactly this object.
+    source_etag: str | None = None
+    source_format: str | None = None
 
 
 @dataclass
@@ -143,6 +177,25 @@ class VerifyUploadInput:
     image_id: str
     source_key: str
     fence: Fence = field(default_factory=Fence)
+
+
+@dataclass
+class VerifiedUpload:
+    """What `verify_upload` checked: the object (by its ETag) and its format."""
+
+    etag: str
+    format: str
+
+
+@dataclass
+class SealInput:
+    """Copy the verified staged object to the sealed original, then drop the staged one."""
+
+    image_id: str
+    staging_key: str
+    original_key: str
+    etag: str
+    format: str
 
 
 @dataclass
@@ -223,6 +276,9 @@ class FailureInput:
     message: str
     # Set when the source itself was refused (upload-link flow): nothing of it is kept.
     source_key: str | None = None
+    # The sealed original, set when the image failed for good (not a transient fault):
+    # it is removed too, and an image in `error` links nothing.
+    original_key: str | None = None
     fence: Fence = field(default_factory=Fence)
 
 
@@ -231,11 +287,12 @@ class DiscardInput:
     """Objects a failed image leaves behind."""
 
     keys: list[str] = field(default_factory=list)
-    # The failure's fence, and the image it recorded: the source key (refused uploads) is
-    # only deleted while that failure is still the image's last word.
+    # The failure's fence, and the image it recorded: the upload and the sealed original
+    # (`guarded_keys`) are only deleted while that failure is still the image's last word,
+    # never once a reset has taken the image up again.
     fence: Fence = field(default_factory=Fence)
     image_id: str = ""
-    source_key: str | None = None
+    guarded_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -266,9 +323,8 @@ SWEEP_WORKING_COPIES_ACTIVITY = "sweep_stale_working_copies"
 ABORT_UPLOADS_ACTIVITY = "abort_stale_multipart_uploads"
 SWEEP_PENDING_OBJECTS_ACTIVITY = "sweep_pending_objects"
 
-# The key spaces swept; they match `api.registry.source_key_for` and `working_key_for`.
-ORIGINALS_PREFIX = "originals/"
-WORKING_PREFIX = "work/"
+# The key spaces swept are those of `staging_key_for`, `original_key_for` and
+# `working_key_for` (STAGING_PREFIX, ORIGINALS_PREFIX, WORKING_PREFIX above).
 # Keys listed, looked up and deleted per batch; S3's own maximum per list and delete call.
 CLEANUP_BATCH_SIZE = 1000
 

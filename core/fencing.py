@@ -31,6 +31,10 @@ RANK = {
 }
 
 
+class StaleWriteError(Exception):
+    """Something scheduled later (or a newer run) already wrote this image."""
+
+
 class Verdict(Enum):
     APPLY = "apply"  # write it (and announce it, if the state changes)
     KEEP = "keep"  # already so: write nothing, announce nothing

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyvips
-from PIL import ExifTags
 
 from core import vips_engine
-from core.inspection import Limits, check_frames, open_image
+from core.inspection import (
+    CORRUPT,
+    DECODER_ERRORS,
+    InvalidImageError,
+    Limits,
+    check_frames,
+    check_metadata,
+    open_image,
+)
 from core.presets import fit_within, largest_box
-
-# Orientations that swap width and height once applied.
-_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class SourceInfo:
     height: int
     # CMYK without an ICC profile, which is converted the way browsers show it.
     unprofiled_cmyk: bool = False
+    # EXIF orientation swaps the stored width and height.
+    transposed: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,21 +75,44 @@ class Rendered:
 
 
 def inspect_source(path: Path, limits: Limits) -> SourceInfo:
-    """Allowlisted format, size and frame limits, from headers only."""
+    """Allowlisted format, size, frame and metadata limits, from headers only.
+
+    The orientation comes from the header libvips reads with the format's own loader, after
+    the metadata sizes are checked: Pillow never parses the EXIF (for a PNG, that would
+    decode every pixel first).
+    """
     with path.open("rb") as source, open_image(source, limits) as image:
         check_frames(image, limits)
         width, height = image.size
-        if image.getexif().get(ExifTags.Base.Orientation, 1) in _TRANSPOSING_ORIENTATIONS:
-            width, height = height, width
+        image_format = image.format or "unknown"
         unprofiled_cmyk = image.mode == "CMYK" and "icc_profile" not in image.info
-        return SourceInfo(image.format or "unknown", width, height, unprofiled_cmyk)
+    header = vips_engine.header(path, image_format)
+    check_metadata(header.exif_bytes, header.icc_bytes, limits)
+    if header.transposed:
+        width, height = height, width
+    return SourceInfo(image_format, width, height, unprofiled_cmyk, header.transposed)
 
 
 def decode_source(source_path: Path, limits: Limits) -> DecodedImage:
-    """Decode once (shrinking on load), upright and normalized, fitted to the largest box."""
-    source = inspect_source(source_path, limits)
-    size = fit_within(source.width, source.height, largest_box())
-    image = vips_engine.decode_fitted(source_path, size, naive_cmyk=source.unprofiled_cmyk)
+    """Decode once (shrinking on load), upright and normalized, fitted to the largest box.
+
+    Every decoder failure, whatever its type, is an `InvalidImageError`: a corrupt file is
+    refused at once, never retried.
+    """
+    try:
+        source = inspect_source(source_path, limits)
+        size = fit_within(source.width, source.height, largest_box())
+        image = vips_engine.decode_fitted(
+            source_path,
+            size,
+            source.format,
+            transposed=source.transposed,
+            naive_cmyk=source.unprofiled_cmyk,
+        )
+    except DECODER_ERRORS as error:
+        raise InvalidImageError(CORRUPT) from error
+    except pyvips.Error as error:
+        raise InvalidImageError(CORRUPT) from error
     return DecodedImage(source, image)
 
 

@@ -4,20 +4,28 @@
     ├── UnsupportedFormatError   unsupported_format: not an allowed format (415)
     ├── InvalidImageError        invalid_image: an allowed format that cannot be read (422)
     ├── ImageTooLargeError       image_too_large: over the pixel or side limit (422)
-    └── TooManyFramesError       too_many_frames: over the frame cap (422)
+    ├── TooManyFramesError       too_many_frames: over the frame cap (422)
+    └── MetadataTooLargeError    metadata_too_large: EXIF or ICC over its bound (422)
 
 The format is decided by Pillow with an allowlist of parsers, never by extension or
 Content-Type: SVG, PDF, EPS/PS, PSD, TIFF, BMP, ICO and everything else never reach a
-parser at all.
+parser at all. Metadata is measured, not parsed: an EXIF block or ICC profile over its
+bound is refused before anything reads inside it.
+
+Messages are for clients: they name no library, class or path (decoders' own words go to
+the logs).
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from core.contracts import ErrorCode
 from core.settings import Settings
@@ -62,15 +70,44 @@ class TooManyFramesError(ImagingError):
     code = ErrorCode.TOO_MANY_FRAMES
 
 
+class MetadataTooLargeError(ImagingError):
+    code = ErrorCode.METADATA_TOO_LARGE
+
+
+# What Pillow's parsers raise on a corrupt file, beyond its own OSError and SyntaxError.
+DECODER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+)
+CORRUPT = "the image data is corrupt or truncated"
+# PNG text chunks (ImageMagick's convention) that carry an EXIF block as hex.
+_RAW_EXIF_KEYS = ("Raw profile type exif", "Raw profile type APP1")
+
+
 @dataclass(frozen=True)
 class Limits:
     max_pixels: int
     max_side: int
     max_frames: int = 1000
+    max_exif_bytes: int = 64 * 1024
+    max_icc_bytes: int = 768 * 1024
 
 
 def limits_from(settings: Settings) -> Limits:
-    return Limits(settings.max_pixels, settings.max_side_px, settings.max_frames)
+    return Limits(
+        settings.max_pixels,
+        settings.max_side_px,
+        settings.max_frames,
+        settings.max_exif_bytes,
+        settings.max_icc_bytes,
+    )
 
 
 @dataclass(frozen=True)
@@ -91,13 +128,32 @@ def open_image(fp: IO[bytes], limits: Limits) -> Image.Image:
     try:
         image = Image.open(fp, formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"too many pixels: {error}") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageTooLargeError("the image has too many pixels") from error
+    except DECODER_ERRORS as error:  # UnidentifiedImageError is an OSError
         if looks_like_allowed_format(head):
             raise InvalidImageError("the image header is corrupt or truncated") from error
         raise UnsupportedFormatError(f"not a {ALLOWED_FORMAT_NAMES} image") from error
-    check_size(image.width, image.height, limits)
+    try:
+        check_size(image.width, image.height, limits)
+        check_metadata(exif_bytes(image.info), len(image.info.get("icc_profile") or b""), limits)
+    except ImagingError:
+        image.close()
+        raise
     return image
+
+
+def exif_bytes(info: Mapping[Any, Any]) -> int:
+    """The size of the EXIF a header carries, as a block or as PNG text, without parsing it."""
+    sizes = [len(info.get("exif") or b"")]
+    sizes += [len(str(info[key])) // 2 for key in _RAW_EXIF_KEYS if key in info]  # hex text
+    return max(sizes)
+
+
+def check_metadata(exif: int, icc: int, limits: Limits) -> None:
+    if exif > limits.max_exif_bytes:
+        raise MetadataTooLargeError(f"the EXIF block exceeds {limits.max_exif_bytes} bytes")
+    if icc > limits.max_icc_bytes:
+        raise MetadataTooLargeError(f"the ICC profile exceeds {limits.max_icc_bytes} bytes")
 
 
 def check_size(width: int, height: int, limits: Limits) -> None:
@@ -116,8 +172,8 @@ def check_frames(image: Image.Image, limits: Limits) -> None:
     """Only the first frame is used, but counting them must stay bounded too."""
     try:
         frames = getattr(image, "n_frames", 1)
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise InvalidImageError(f"unreadable frames: {error}") from error
+    except DECODER_ERRORS as error:
+        raise InvalidImageError("the image's frames cannot be read") from error
     if frames > limits.max_frames:
         raise TooManyFramesError(f"{frames} frames exceed the limit of {limits.max_frames}")
     image.seek(0)
@@ -133,3 +189,17 @@ def identify(head: bytes, limits: Limits, *, complete: bool = False) -> ImageInf
             check_frames(image, limits)
         assert image.format is not None
         return ImageInfo(image.format, image.width, image.height)
+
+
+MEDIA_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "AVIF": "image/avif",
+}
+
+
+def media_type_for(image_format: str) -> str:
+    """The exact Content-Type of an allowed format; anything else is only bytes."""
+    return MEDIA_TYPES.get(image_format, "application/octet-stream")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -143,14 +144,46 @@ def make_handler(log_format: LogFormat) -> logging.Handler:
     return handler
 
 
+# `?token=` carries a WebSocket token; `key=`/`api_key=` would carry a key if a client put
+# one in a URL. uvicorn logs every path with its query string.
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:token|key|api_key|access_token)=)[^&\s\"']*")
+REDACTED = "[redacted]"
+
+
+class RedactSecrets(logging.Filter):
+    """Blanks secrets in query strings, on the loggers that print request paths."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Each argument on its own: uvicorn's access formatter unpacks them by position.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(arg) for arg in record.args)
+        record.msg = _redact(record.msg)
+        return True
+
+
+def _redact(value: Any) -> Any:
+    return _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", value) if isinstance(value, str) else value
+
+
+def redact_request_logs() -> None:
+    """On uvicorn's loggers themselves, whichever handlers print them."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(item, RedactSecrets) for item in logger.filters):
+            logger.addFilter(RedactSecrets())
+
+
 def configure_logging(level: str, log_format: LogFormat = "text") -> None:
     root = logging.getLogger()
     # Configure once: tests build many apps, and pytest installs handlers of its own.
     if not root.handlers:
         root.addHandler(make_handler(log_format))
     root.setLevel(level.upper())
+    redact_request_logs()
     # libvips reports every operation at INFO.
     logging.getLogger("pyvips").setLevel(logging.WARNING)
+    # httpx logs every request's URL at INFO: a webhook URL may carry a receiver's token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if log_format == "json":
         _route_uvicorn_to_root()
         # The JSON line carries the ids as fields; temporalio would also append its

@@ -10,19 +10,23 @@ from functools import lru_cache
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from core.access import MIN_SECRET_CHARS, ConfiguredKey, parse_api_keys
+from core.settings_security import SecuritySettings
 
 DEFAULT_LOCAL_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/imgproc"
 
 
-class Settings(BaseSettings):
+class Settings(SecuritySettings):
     """Every setting the api and the worker read. Names are the env variable names."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused value (a key, a URL with a password) never reaches
+    # a log or a terminal; the error names the setting only.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # Database
     # A plain string: unix-socket URLs (`postgresql+psycopg://postgres@/db?host=/run/pg`)
@@ -108,6 +112,10 @@ class Settings(BaseSettings):
     max_megapixels: Annotated[float, Field(gt=0)] = 50.0
     max_side_px: Annotated[int, Field(ge=1)] = 16384
     max_frames: Annotated[int, Field(ge=1)] = 1000
+    # Metadata is refused beyond these sizes, before it is parsed (EXIF) or applied (ICC).
+    # A JPEG holds at most 64 KiB of EXIF; Photoshop's CMYK profiles reach about 560 KiB.
+    max_exif_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    max_icc_bytes: Annotated[int, Field(ge=1024)] = 768 * 1024
 
     # Upload links
     upload_link_expiry_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 3600
@@ -118,47 +126,6 @@ class Settings(BaseSettings):
     # GET /images/{id} asks the running workflow for live progress, at most this long.
     status_query_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 1.0
     log_level: str = "INFO"
-
-    # Access control
-    # `<key>:<project>,<project>;<key>:*` (see core/access.py). Any key, here or active in
-    # Postgres (`python -m api.keys`), makes every route but /healthz and /readyz require
-    # `Authorization: Bearer <key>`; with none the API is open (local mode).
-    api_keys: SecretStr | None = None
-    # Signs WebSocket tokens. Every API process must share it, since a token minted by one
-    # is checked by whichever process the socket reaches: required when API_KEYS is set.
-    ws_token_secret: SecretStr | None = None
-    ws_token_ttl_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
-    # Comma-separated origins (`https://app.example.com`) allowed to open a WebSocket, or
-    # `*`. Empty: only pages served from the API's own host. Clients that send no Origin
-    # (not browsers) are not checked here; they need a token like everyone else.
-    ws_allowed_origins: str = ""
-    # Uploads (POST /upload_image and POST /images/) per key per minute, counted in
-    # Postgres so that every API process shares one budget; 0 turns the limit off.
-    upload_rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0
-
-    @field_validator("api_keys")
-    @classmethod
-    def _parseable_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parse_api_keys(value.get_secret_value())  # its errors never contain a key
-        return value
-
-    @field_validator("ws_token_secret")
-    @classmethod
-    def _long_ws_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
-            raise ValueError(f"WS_TOKEN_SECRET must be at least {MIN_SECRET_CHARS} characters")
-        return value
-
-    @model_validator(mode="after")
-    def _ws_secret_with_keys(self) -> Settings:
-        if self.configured_api_keys and self.ws_token_secret is None:
-            raise ValueError("WS_TOKEN_SECRET is required when API_KEYS is set")
-        return self
-
-    @property
-    def configured_api_keys(self) -> tuple[ConfiguredKey, ...]:
-        return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else ()
 
     # Staging cleanup (the `staging-cleanup` Temporal Schedule, created by the workers)
     cleanup_interval_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
@@ -181,13 +148,33 @@ class Settings(BaseSettings):
     # GET /metrics counts images by state with one query, cached this long between scrapes.
     metrics_state_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
 
+    # Webhooks (docs/webhooks.md)
+    # Plain-http receiver URLs; off, only https ones are accepted and delivered to.
+    webhook_allow_http: bool = False
+    # Deliver to private, loopback, link-local, CGNAT and metadata addresses. Only the
+    # devstack and the tests turn it on: on a server it lets a client probe the network.
+    webhook_allow_private_networks: bool = False
+    # A delivery is retried with exponential backoff for this long (3 days), then given up.
+    webhook_retry_period_seconds: Annotated[float, Field(ge=1, le=30 * 24 * 3600)] = 3 * 24 * 3600
+    webhook_initial_retry_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    webhook_max_retry_interval_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600.0
+    # Attempts one worker process runs at once, on the delivery queue's own slots.
+    webhook_max_concurrent_deliveries: Annotated[int, Field(ge=1, le=256)] = 16
+    webhook_max_payload_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024
+    webhook_max_endpoints_per_project: Annotated[int, Field(ge=1, le=100)] = 10
+    # Every worker looks this often for deliveries recorded but never started (the process
+    # died between the commit and the start, and nothing retried it), older than the age.
+    webhook_relay_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    webhook_relay_age_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 120.0
+
     @field_validator("database_url")
     @classmethod
     def _require_psycopg_driver(cls, value: str) -> str:
         try:
             url = make_url(value)
-        except ArgumentError as error:
-            raise ValueError(f"DATABASE_URL is not a database URL: {error}") from error
+        except ArgumentError:
+            # Not the parser's message: it quotes the URL, password and all.
+            raise ValueError("DATABASE_URL is not a database URL") from None
         # A bare postgresql:// would make SQLAlchemy look for psycopg2, which we do not ship.
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")

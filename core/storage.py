@@ -6,7 +6,7 @@ sign the host: rewriting the host of a signed URL afterwards breaks the signatur
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,23 +15,41 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from core.settings import Settings
+from core.storage_writer import PART_SIZE as PART_SIZE  # the upload part size, for benches
+from core.storage_writer import StreamingWriter
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from datetime import datetime
 
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 DERIVATIVE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 ORIGINAL_CACHE_CONTROL = "private, max-age=3600"
-# S3 requires every multipart part but the last to be at least 5 MiB.
-PART_SIZE = 8 * 1024 * 1024
 DOWNLOAD_CHUNK_SIZE = 1024 * 1024
+
+
+# Set on a sealed original: the ETag of the verified staged object it was copied from
+# (S3 itself may give a copy of a multipart object another ETag).
+VERIFIED_ETAG_METADATA = "verified-etag"
+ATTACHMENT = "attachment"
 
 
 class ObjectMissingError(Exception):
     """The requested object does not exist."""
+
+
+class ObjectChangedError(Exception):
+    """The object is no longer the version a precondition named (its ETag differs)."""
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """The first bytes of an object, with the ETag and size of that very version."""
+
+    data: bytes
+    etag: str
+    size: int
 
 
 def make_s3_client(settings: Settings, endpoint_url: str | None = None) -> S3Client:
@@ -125,8 +143,9 @@ class Storage:
             raise
         return head["ContentLength"]
 
-    def read_head(self, key: str, length: int) -> bytes:
-        """The first `length` bytes of an object, enough to identify an image."""
+    def read_head(self, key: str, length: int) -> ObjectHead:
+        """The first `length` bytes of an object, enough to identify an image, in one GET
+        that also says which version of the object they are from (ETag) and its size."""
         try:
             response = self.client.get_object(
                 Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}"
@@ -135,23 +154,59 @@ class Storage:
             if _is_not_found(error):
                 raise ObjectMissingError(key) from error
             raise
-        return response["Body"].read()
+        data = response["Body"].read()
+        content_range = response.get("ContentRange", "")  # "bytes 0-N/TOTAL"
+        size = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else len(data)
+        return ObjectHead(data, response["ETag"], size)
 
     def presign_post(
         self, key: str, max_bytes: int, expires_in: int, content_type: str
     ) -> tuple[str, dict[str, str]]:
-        """A browser-usable POST form for one key, limited in size and to image types."""
+        """A browser-usable POST form for one key, limited in size and to exactly
+        `content_type` (one of the allowlist's), so no client can store an SVG or HTML."""
         form = self._presign_client.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
             Fields={"Content-Type": content_type},
             Conditions=[
                 ["content-length-range", 1, max_bytes],
-                ["starts-with", "$Content-Type", "image/"],
+                ["eq", "$Content-Type", content_type],
             ],
             ExpiresIn=expires_in,
         )
         return form["url"], {name: str(value) for name, value in form["fields"].items()}
+
+    def seal_copy(self, source: str, target: str, etag: str, content_type: str) -> None:
+        """Copy `source` to `target` server-side, only if `source` is still the version
+        `etag` names; the copy is served as an attachment of `content_type`."""
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceIfMatch=etag,
+                MetadataDirective="REPLACE",
+                ContentType=content_type,
+                ContentDisposition=ATTACHMENT,
+                CacheControl=ORIGINAL_CACHE_CONTROL,
+                Metadata={VERIFIED_ETAG_METADATA: etag.strip('"')},
+            )
+        except ClientError as error:
+            if _is_not_found(error):
+                raise ObjectMissingError(source) from error
+            if error.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
+                raise ObjectChangedError(source) from error
+            raise
+
+    def sealed_from(self, key: str, etag: str) -> bool:
+        """Whether `key` is a sealed copy of the object version `etag` names."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _is_not_found(error):
+                return False
+            raise
+        return bool(head.get("Metadata", {}).get(VERIFIED_ETAG_METADATA) == etag.strip('"'))
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
@@ -198,11 +253,14 @@ class Storage:
             raise
         return True
 
-    def presign_get(self, key: str) -> str:
+    def presign_get(self, key: str, content_type: str, *, attachment: bool = False) -> str:
+        """A link that S3 serves with `content_type` (and as a download, for originals),
+        whatever type the object was stored with."""
+        params = {"Bucket": self.bucket, "Key": key, "ResponseContentType": content_type}
+        if attachment:
+            params["ResponseContentDisposition"] = ATTACHMENT
         return self._presign_client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": key},
-            ExpiresIn=self._link_expiry_seconds,
+            "get_object", Params=params, ExpiresIn=self._link_expiry_seconds
         )
 
     def open_writer(self, key: str, content_type: str, cache_control: str) -> StreamingWriter:
@@ -212,86 +270,3 @@ class Storage:
 def _is_not_found(error: ClientError) -> bool:
     code = error.response.get("Error", {}).get("Code", "")
     return code in {"404", "NoSuchKey", "NotFound"}
-
-
-class StreamingWriter:
-    """Writes a stream to one object while holding at most one part in memory.
-
-    Small objects go up with a single PUT; larger ones become a multipart upload. `append`
-    is cheap and never does I/O, so async callers can run only `flush_part`, `complete`
-    and `abort` in a thread.
-    """
-
-    def __init__(self, storage: Storage, key: str, content_type: str, cache_control: str) -> None:
-        self._storage = storage
-        self.key = key
-        self._content_type = content_type
-        self._cache_control = cache_control
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[CompletedPartTypeDef] = []
-        self._digest = hashlib.sha256()
-        self.bytes_written = 0
-
-    def append(self, chunk: bytes) -> bool:
-        """Buffer a chunk; True when a full part is ready for `flush_part`."""
-        self._buffer.extend(chunk)
-        self._digest.update(chunk)
-        self.bytes_written += len(chunk)
-        return len(self._buffer) >= PART_SIZE
-
-    @property
-    def sha256(self) -> str:
-        """The hex digest of everything appended so far."""
-        return self._digest.hexdigest()
-
-    def flush_part(self) -> None:
-        client, bucket = self._storage.client, self._storage.bucket
-        if self._upload_id is None:
-            created = client.create_multipart_upload(
-                Bucket=bucket,
-                Key=self.key,
-                ContentType=self._content_type,
-                CacheControl=self._cache_control,
-            )
-            self._upload_id = created["UploadId"]
-        number = len(self._parts) + 1
-        part = client.upload_part(
-            Bucket=bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=bytes(self._buffer),
-        )
-        self._parts.append({"ETag": part["ETag"], "PartNumber": number})
-        self._buffer.clear()
-
-    def complete(self) -> None:
-        client, bucket = self._storage.client, self._storage.bucket
-        if self._upload_id is None:
-            client.put_object(
-                Bucket=bucket,
-                Key=self.key,
-                Body=bytes(self._buffer),
-                ContentType=self._content_type,
-                CacheControl=self._cache_control,
-            )
-            self._buffer.clear()
-            return
-        if self._buffer:
-            self.flush_part()
-        client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
-
-    def abort(self) -> None:
-        """Drop whatever was written; safe to call at any point."""
-        self._buffer.clear()
-        client, bucket = self._storage.client, self._storage.bucket
-        if self._upload_id is not None:
-            client.abort_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self._upload_id)
-        else:
-            client.delete_object(Bucket=bucket, Key=self.key)

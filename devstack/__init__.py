@@ -6,7 +6,8 @@ never collides with a running `make run`.
 Exceptions:
 
     RuntimeError
-     └── StartupError        a service or child process did not become ready
+     ├── StartupError        a service or child process did not become ready
+     └── CrashLoopError      a supervised process crashed at start too many times in a row
     ValueError
      └── StackConfigError    the environment asks for an external service but is incomplete
 """

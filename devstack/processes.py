@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+# From <linux/prctl.h>.
+PR_SET_PDEATHSIG = 1
 
 
 class StartupError(RuntimeError):
@@ -98,11 +103,14 @@ def spawn(
     env: Mapping[str, str],
     log_path: Path,
     cwd: Path | None = None,
+    *,
+    die_with_parent: bool = False,
 ) -> ManagedProcess:
     """Start `argv` in a new session, stdout and stderr appended to `log_path`.
 
     Its own session keeps a terminal's Ctrl-C away from it, so the launcher decides the
-    shutdown order.
+    shutdown order. With `die_with_parent` (Linux, main thread only) the kernel SIGKILLs it
+    when this process dies, even by SIGKILL; its own children are not covered.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
@@ -114,10 +122,33 @@ def spawn(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_parent_death_signal() if die_with_parent else None,
         )
     process = ManagedProcess(name, popen, log_path)
     logger.debug("started %r", process)
     return process
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGKILL the child once this process is gone."""
+    if sys.platform != "linux":
+        return None
+    # The signal fires when the spawning *thread* exits; only the main thread lives as
+    # long as the process.
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("die_with_parent needs spawn() on the main thread")
+    # Looked up before the fork: the child of a threaded parent must not load libraries.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        if prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL)) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        # The parent may have died between fork and prctl, before the setting counted.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_parent
 
 
 def stop_all(processes: Sequence[ManagedProcess], grace: float) -> None:
@@ -138,8 +169,12 @@ def wait_until(
     what: str,
     process: ManagedProcess | None = None,
     interval: float = 0.2,
+    log_path: Path | None = None,
 ) -> None:
-    """Poll `ready` until it returns True; fail fast if `process` exits meanwhile."""
+    """Poll `ready` until it returns True; fail fast if `process` exits meanwhile.
+
+    The timeout's message names `log_path`, else the log of `process`, if either is given.
+    """
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and (code := process.poll()) is not None:
@@ -147,6 +182,7 @@ def wait_until(
         if ready():
             return
         if time.monotonic() >= deadline:
-            where = f"; see {process.log_path}" if process is not None else ""
+            log_path = log_path or (process.log_path if process is not None else None)
+            where = f"; see {log_path}" if log_path is not None else ""
             raise StartupError(f"{what} not ready after {timeout:.0f} s{where}")
         time.sleep(interval)

@@ -1,20 +1,22 @@
 """`make run`: the local stack, migrations, N workers and the API, stopped in order on exit.
 
-Run from the repository root as `python -m devstack.run`. On SIGINT or SIGTERM, or when a
-child exits on its own, it stops the API, then the workers, then the stack.
+Run from the repository root as `python -m devstack.run`. A worker or the API that exits on
+its own is restarted with backoff (devstack.supervisor); one that keeps crashing at start
+stops everything with exit code 1. On SIGINT or SIGTERM it stops the API, then the workers,
+then the stack. Killed outright, it takes its children along (devstack.watchdog).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -25,7 +27,12 @@ from sqlalchemy.engine import make_url
 from devstack.ports import LOOPBACK, port_is_open
 from devstack.processes import ManagedProcess, StartupError, spawn, stop_all, wait_until
 from devstack.stack import LocalStack, StackPorts
+from devstack.supervisor import CrashLoopError, RestartPolicy, Supervisor
+from devstack.watchdog import orphan_watchdog
 
+# Local receivers (127.0.0.1, http) for trying webhooks out; the environment may override
+# them. A server never runs with these on (see docs/webhooks.md).
+DEV_WEBHOOK_ENV = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "WEBHOOK_ALLOW_HTTP": "true"}
 # Named explicitly: under `python -m` __name__ is "__main__".
 logger = logging.getLogger("devstack.run")
 # User-facing lines, printed without timestamps; configured in `configure_logging`.
@@ -62,8 +69,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temporal-port", type=int, default=7233)
     parser.add_argument("--ui-port", type=int, default=8233)
     parser.add_argument("--s3-port", type=int, default=8333)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--workers", type=_positive_int, default=os.cpu_count() or 1, help="default: one per core"
+    )
     return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def configure_logging() -> None:
@@ -79,8 +95,12 @@ def configure_logging() -> None:
     console.propagate = False
 
 
-def main(argv: Sequence[str] | None = None, commands: AppCommands | None = None) -> int:
-    """Run everything until a signal or a child's exit; return the process exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    commands: AppCommands | None = None,
+    policy: RestartPolicy | None = None,
+) -> int:
+    """Run everything until a signal or a crash loop; return the process exit code."""
     args = parse_args(argv)
     configure_logging()
     _install_signal_handlers()
@@ -88,8 +108,10 @@ def main(argv: Sequence[str] | None = None, commands: AppCommands | None = None)
     stack = LocalStack(args.data_dir, ports=ports, database="imgproc")
     try:
         _refuse_busy_ports(stack, args.api_port)
-        with stack:
-            return _serve(stack, args, commands or AppCommands())
+        with orphan_watchdog(REPO_ROOT) as watchdog, stack:
+            if stack.s3 is not None:  # a killed SeaweedFS leaves these in /tmp
+                watchdog.remove_on_exit(stack.s3.unix_sockets())
+            return _serve(stack, args, commands or AppCommands(), Supervisor(policy))
     except ShutdownRequested as request:
         logger.info("stopped after %s", request)
         return 0
@@ -127,24 +149,64 @@ def _refuse_busy_ports(stack: LocalStack, api_port: int) -> None:
         raise StartupError(f"ports already in use on {LOOPBACK}: {', '.join(busy)}")
 
 
-def _serve(stack: LocalStack, args: argparse.Namespace, commands: AppCommands) -> int:
+def auth_mode(environ: Mapping[str, str]) -> str:
+    """`open` for the local stack, which binds 127.0.0.1 only, unless keys are asked for.
+
+    The app itself defaults to `keys`; `make run` is the one place that opens it.
+    """
+    return environ.get("AUTH_MODE") or ("keys" if environ.get("API_KEYS") else "open")
+
+
+def _serve(
+    stack: LocalStack, args: argparse.Namespace, commands: AppCommands, supervisor: Supervisor
+) -> int:
     api_url = f"http://{LOOPBACK}:{args.api_port}"
-    env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **DEV_WEBHOOK_ENV,
+        **os.environ,
+        **stack.env(),
+        "AUTH_MODE": auth_mode(os.environ),
+        "PYTHONUNBUFFERED": "1",
+    }
     run_migrations(commands, env, stack.logs_dir / "migrate.log")
     stack.ensure_bucket()
-    api: ManagedProcess | None = None
-    workers: list[ManagedProcess] = []
     try:
         for index in range(args.workers):
-            log_path = stack.logs_dir / f"worker-{index}.log"
-            workers.append(spawn(f"worker-{index}", commands.worker, env, log_path, commands.cwd))
+            name = f"worker-{index}"
+            _supervise(supervisor, name, commands.worker, env, stack.logs_dir, commands.cwd)
         api_argv = [*commands.api, "--port", str(args.api_port)]
-        api = spawn("api", api_argv, env, stack.logs_dir / "api.log", commands.cwd)
-        wait_until(lambda: api_is_healthy(api_url), READY_TIMEOUT_SECONDS, "api", api)
+        _supervise(supervisor, "api", api_argv, env, stack.logs_dir, commands.cwd)
+        _wait_for_api(supervisor, api_url, stack.logs_dir / "api.log")
         _announce(stack, args, api_url)
-        return _supervise([api, *workers])
+        supervisor.run()
+    except CrashLoopError as error:
+        logger.error("%s; stopping everything", error)
+        return 1
     finally:
-        _stop_app(api, workers)
+        _stop_app(supervisor)
+
+
+def _supervise(
+    supervisor: Supervisor,
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    logs_dir: Path,
+    cwd: Path,
+) -> None:
+    # die_with_parent: if this launcher is SIGKILLed, the kernel kills the app at once.
+    start: Callable[[], ManagedProcess] = functools.partial(
+        spawn, name, argv, env, logs_dir / f"{name}.log", cwd, die_with_parent=True
+    )
+    supervisor.start(name, start)
+
+
+def _wait_for_api(supervisor: Supervisor, api_url: str, log_path: Path) -> None:
+    def ready() -> bool:
+        supervisor.tick()  # a crash while starting up is restarted like any other
+        return api_is_healthy(api_url)
+
+    wait_until(ready, READY_TIMEOUT_SECONDS, "api", log_path=log_path)
 
 
 def run_migrations(commands: AppCommands, env: dict[str, str], log_path: Path) -> None:
@@ -188,31 +250,40 @@ def _announce(stack: LocalStack, args: argparse.Namespace, api_url: str) -> None
         f"s3          {env['S3_ENDPOINT_URL']} (bucket {env['S3_BUCKET']}, {s3_note})",
         f"workers     {args.workers} processes (logs: {stack.logs_dir}/worker-*.log)",
         f"api         {api_url}  (docs: {api_url}/docs)",
-        f"auth        {'on (API_KEYS)' if os.environ.get('API_KEYS') else 'off (no API_KEYS; on once python -m api.keys creates one)'}, listening on {LOOPBACK} only",  # noqa: E501
+        _auth_line(auth_mode(os.environ)),
+        _webhooks_line(),
         f"local mode binds {LOOPBACK} only; press Ctrl-C to stop",
     ]
     for line in lines:
         console.info(line)
 
 
-def _supervise(children: Sequence[ManagedProcess]) -> int:
-    """Block until a child exits (return 1); signals interrupt via ShutdownRequested."""
-    while True:
-        for child in children:
-            code = child.poll()
-            if code is not None:
-                logger.error(
-                    "%s exited unexpectedly with code %s; see %s", child.name, code, child.log_path
-                )
-                return 1
-        time.sleep(0.5)
+def _webhooks_line() -> str:
+    settings = {**DEV_WEBHOOK_ENV, **os.environ}
+    private = settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"].lower() in ("1", "true", "yes", "on")
+    plain = settings["WEBHOOK_ALLOW_HTTP"].lower() in ("1", "true", "yes", "on")
+    if not private:
+        return f"webhooks    public https receivers only{' (http allowed)' if plain else ''}"
+    return (
+        "webhooks    WEBHOOK_ALLOW_PRIVATE_NETWORKS is ON: deliveries may reach private and "
+        f"loopback addresses{' over http too' if plain else ''} (never on a server)"
+    )
 
 
-def _stop_app(api: ManagedProcess | None, workers: Sequence[ManagedProcess]) -> None:
-    if api is not None:
+def _auth_line(mode: str) -> str:
+    if mode == "open":
+        return (
+            f"auth        OPEN (AUTH_MODE=open, set by make run): no key needed, every "
+            f"project readable by anyone who reaches {LOOPBACK}; AUTH_MODE=keys to require keys"
+        )
+    return "auth        keys (AUTH_MODE=keys): every data route needs a valid API key"
+
+
+def _stop_app(supervisor: Supervisor) -> None:
+    for api in supervisor.processes("api"):
         api.stop(API_GRACE_SECONDS)
     # Workers get the full grace period together, to finish or hand back running activities.
-    stop_all(workers, WORKER_GRACE_SECONDS)
+    stop_all(supervisor.processes("worker-"), WORKER_GRACE_SECONDS)
 
 
 if __name__ == "__main__":

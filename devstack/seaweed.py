@@ -96,6 +96,10 @@ class S3Service:
         """Create bucket `name` unless it exists."""
         ensure_bucket(self.client(), name)
 
+    def unix_sockets(self) -> list[Path]:
+        """Files in /tmp that a killed weed leaves behind (see `unix_sockets`)."""
+        return unix_sockets(self.ports)
+
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `grace` s: its filer alone waits 15 s for gRPC streams."""
         # Not process.stop(): the kill is the normal case here, not worth a warning.
@@ -234,13 +238,20 @@ def _registered_volumes(master_port: int) -> int:
     )
 
 
-def _remove_unix_sockets(ports: SeaweedPorts) -> None:
-    # weed also listens on /tmp/seaweedfs-<kind>-<port>.sock (hard-coded /tmp, not $TMPDIR)
-    # and leaves them behind when killed; the names carry this run's ports, so they are ours.
+def unix_sockets(ports: SeaweedPorts) -> list[Path]:
+    """The unix sockets `weed server` with these ports listens on besides its TCP ports.
+
+    They are in /tmp (hard-coded, not $TMPDIR) and stay behind when weed is killed; their
+    names carry the ports of one run, so they belong to that run.
+    """
     names = {
         "s3": ports.s3, "s3-grpc": ports.s3_grpc, "filer": ports.filer,
         "filer-grpc": ports.filer_grpc, "master-grpc": ports.master_grpc,
         "volume-grpc": ports.volume_grpc,
     }  # fmt: skip
-    for kind, port in names.items():
-        Path(f"/tmp/seaweedfs-{kind}-{port}.sock").unlink(missing_ok=True)
+    return [Path(f"/tmp/seaweedfs-{kind}-{port}.sock") for kind, port in names.items()]
+
+
+def _remove_unix_sockets(ports: SeaweedPorts) -> None:
+    for path in unix_sockets(ports):
+        path.unlink(missing_ok=True)

@@ -138,3 +138,60 @@ showpage
 PSD_HEADER = b"8BPS\x00\x01" + b"\x00" * 6 + struct.pack(">HIIHH", 3, 64, 64, 8, 3)
 
 HTML = b"<!doctype html><html><body><script>alert(1)</script></body></html>"
+
+
+def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, at = [], 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        chunks.append((png[at + 4 : at + 8], png[at + 8 : at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def png_with_broken_idat(image: Image.Image) -> bytes:
+    """A PNG whose chunks and CRCs are all valid, but whose compressed pixels are not."""
+    parts = []
+    for kind, data in _chunks(save(image, "PNG", compress_level=1)):
+        if kind == b"IDAT":
+            middle = len(data) // 2
+            data = (
+                data[:middle]
+                + bytes(b ^ 0x5A for b in data[middle : middle + 32])
+                + data[middle + 32 :]
+            )
+        parts.append(_chunk(kind, data))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(parts)
+
+
+def broken_after_header(data: bytes, keep: int) -> bytes:
+    """The first `keep` bytes intact (the header parses), the rest scrambled."""
+    return data[:keep] + bytes((b * 7 + 13) % 256 for b in data[keep:])
+
+
+def corrupt_webp(image: Image.Image) -> bytes:
+    return broken_after_header(save(image, "WEBP", quality=90), 40)
+
+
+def corrupt_gif(image: Image.Image) -> bytes:
+    """Header, palette and block lengths intact; the LZW codes of the first block scrambled."""
+    data = bytearray(save(image.convert("P", palette=Image.Palette.ADAPTIVE), "GIF"))
+    flags = data[10]
+    at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # past the global palette
+    while data[at] == 0x21:  # extension blocks: introducer, label, sub-blocks
+        at += 2
+        while data[at]:
+            at += data[at] + 1
+        at += 1
+    at += 10  # the image descriptor (no local palette: Pillow writes a global one)
+    first_block = at + 1  # past the LZW minimum code size
+    size = data[first_block]
+    for i in range(first_block + 1 + size // 4, first_block + 1 + size):
+        data[i] ^= 0xA5
+    return bytes(data)
+
+
+def corrupt_avif(image: Image.Image) -> bytes:
+    data = save(image, "AVIF", quality=80)
+    pixels = data.rindex(b"mdat") + 8
+    return broken_after_header(data, pixels)

@@ -256,7 +256,7 @@ def main() -> None:
         stack.ensure_bucket()
         values = {key.lower(): value for key, value in stack.env().items()}
         settings = Settings.model_validate(
-            values | {"temporal_task_queue": f"record-{uuid.uuid4()}"}
+            values | {"temporal_task_queue": f"record-{uuid.uuid4()}", "auth_mode": "open"}
         )
         command.upgrade(alembic_config(settings.database_url), "head")
         selected = {name: SCENARIOS[name] for name in names}

@@ -27,7 +27,16 @@ def empty_database_url(settings: Settings) -> Iterator[str]:
     admin.dispose()
 
 
-TABLES = {"images", "versions", "api_keys", "upload_windows", "pending_objects", "worker_beats"}
+TABLES = {
+    "images",
+    "versions",
+    "api_keys",
+    "upload_windows",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "pending_objects",
+    "worker_beats",
+}
 
 
 def table_names(database_url: str) -> set[str]:

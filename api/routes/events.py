@@ -8,10 +8,11 @@ Messages (JSON):
 - `{"type": "ping"}` after `PING_SECONDS` of silence. A client may send `{"type": "ping"}`
   and gets `{"type": "pong"}`.
 
-A client that cannot keep up is closed with 1013 and should reconnect. Once any API key
-exists, a client needs a token from `POST /projects/{id}/ws-token` (`?token=`) or its key
-as `Authorization: Bearer`; a refused socket (bad token or Origin, another tenant's
-project) is closed with 1008.
+A client that cannot keep up is closed with 1013 and should reconnect. With keys
+(`AUTH_MODE=keys`), a client needs a token from `POST /projects/{id}/ws-token` (`?token=`)
+or its key as `Authorization: Bearer`; a refused socket (bad token or Origin, another
+tenant's project) is closed with 1008, and so is an open one whose key is revoked or
+expires (checked every WS_KEY_CHECK_SECONDS).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from api.errors import ServiceUnavailableError
 from api.events import Subscription
 from api.resources import Resources
 from api.views import project_public
-from api.ws_admission import ws_refusal
+from api.ws_admission import KEY_REVOKED, ws_admission
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
@@ -48,13 +49,14 @@ async def project_events(websocket: WebSocket, project_id: int, token: str | Non
     resources: Resources = websocket.app.state.resources
     # Accepted first so that a refusal is a 1008 close with a reason, not a bare HTTP 403.
     await websocket.accept()
-    if not await _admitted(websocket, resources, project_id, token):
+    admitted, key_id = await _admitted(websocket, resources, project_id, token)
+    if not admitted:
         return
     # Subscribe before reading the snapshot, so no change falls between the two.
     subscription = resources.events.subscribe(project_id)
     try:
         await _send(websocket, await _snapshot(resources, project_id))
-        await _serve(websocket, subscription, resources)
+        await _serve(websocket, subscription, resources, key_id)
     except (WebSocketDisconnect, TimeoutError):
         pass
     finally:
@@ -63,21 +65,21 @@ async def project_events(websocket: WebSocket, project_id: int, token: str | Non
 
 async def _admitted(
     websocket: WebSocket, resources: Resources, project_id: int, token: str | None
-) -> bool:
+) -> tuple[bool, str | None]:
     access: AccessControl = websocket.app.state.access
     try:
         with dependency_errors():
-            reason = await run_in_threadpool(
-                ws_refusal, access, resources.sessions, websocket.headers, project_id, token
+            admission = await run_in_threadpool(
+                ws_admission, access, resources.sessions, websocket.headers, project_id, token
             )
     except ServiceUnavailableError:
         await websocket.close(TRY_AGAIN_LATER, "the database is unavailable; retry")
-        return False
-    if reason is not None:
-        logger.info("refused a WebSocket for project %s: %s", project_id, reason)
-        await websocket.close(POLICY_VIOLATION, reason)
-        return False
-    return True
+        return False, None
+    if admission.refusal is not None:
+        logger.info("refused a WebSocket for project %s: %s", project_id, admission.refusal)
+        await websocket.close(POLICY_VIOLATION, admission.refusal)
+        return False, None
+    return True, admission.key_id
 
 
 async def _snapshot(resources: Resources, project_id: int) -> dict[str, Any]:
@@ -91,10 +93,16 @@ async def _snapshot(resources: Resources, project_id: int) -> dict[str, Any]:
     return await run_in_threadpool(build)
 
 
-async def _serve(websocket: WebSocket, subscription: Subscription, resources: Resources) -> None:
-    forward = asyncio.create_task(_forward(websocket, subscription, resources))
-    receive = asyncio.create_task(_receive(websocket))
-    done, pending = await asyncio.wait({forward, receive}, return_when=asyncio.FIRST_COMPLETED)
+async def _serve(
+    websocket: WebSocket, subscription: Subscription, resources: Resources, key_id: str | None
+) -> None:
+    tasks = {
+        asyncio.create_task(_forward(websocket, subscription, resources)),
+        asyncio.create_task(_receive(websocket)),
+    }
+    if key_id is not None:
+        tasks.add(asyncio.create_task(_watch_key(websocket, resources, key_id)))
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
@@ -122,8 +130,33 @@ async def _outgoing(
         return await _snapshot(resources, subscription.project_id)
     if event.get("type") == "version":
         event = dict(event)
-        event["url"] = resources.storage.presign_get(event.pop("key"))
+        key = event.pop("key")
+        event["url"] = resources.storage.presign_get(key, _media_type_of(key))
     return event
+
+
+async def _watch_key(websocket: WebSocket, resources: Resources, key_id: str) -> None:
+    """Close the socket once its key is revoked or expires, within WS_KEY_CHECK_SECONDS."""
+    access: AccessControl = websocket.app.state.access
+    interval = resources.settings.ws_key_check_seconds
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            with dependency_errors():
+                active = await run_in_threadpool(
+                    access.key_still_active, resources.sessions, key_id
+                )
+        except ServiceUnavailableError:
+            continue  # cannot tell while Postgres is down; the next check decides
+        if not active:
+            logger.info("closing a WebSocket whose key %s is no longer active", key_id)
+            await websocket.close(POLICY_VIOLATION, KEY_REVOKED)
+            return
+
+
+def _media_type_of(key: str) -> str:
+    """A derivative's type, from the extension its key was written with."""
+    return "image/png" if key.endswith(".png") else "image/jpeg"
 
 
 async def _receive(websocket: WebSocket) -> None:

@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ResourcesDep
+from api.auth import AccessControl
+from api.deps import AccessDep, ResourcesDep
 from api.resources import Resources
 from api.schemas import HealthPublic, ReadinessPublic
 from core.db import ping
@@ -18,6 +19,7 @@ from core.db import ping
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3.0
+NO_KEY = "no API key: every data route answers 401 (set API_KEYS or run python -m api.keys create)"
 
 
 @router.get("/healthz", response_model=HealthPublic)
@@ -27,18 +29,32 @@ async def read_health() -> HealthPublic:
 
 
 @router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
-async def read_readiness(resources: ResourcesDep) -> JSONResponse:
-    """Readiness: Postgres, S3 and Temporal all answer; 503 names whatever is down."""
-    names = ("postgres", "s3", "temporal")
+async def read_readiness(resources: ResourcesDep, access: AccessDep) -> JSONResponse:
+    """Readiness: Postgres, S3 and Temporal all answer, and some key can be accepted (with
+    AUTH_MODE=keys); 503 names whatever is missing."""
+    names = ("postgres", "s3", "temporal", "auth")
     results = await asyncio.gather(
         _check(run_in_threadpool(ping, resources.engine)),
         _check(run_in_threadpool(resources.storage.ping)),
         _check(_temporal_health(resources)),
+        _auth_check(resources, access),
     )
     checks = dict(zip(names, results, strict=True))
     ready = all(result == "ok" for result in results)
     body = ReadinessPublic(status="ok" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _auth_check(resources: Resources, access: AccessControl) -> str:
+    """Keys mode with no key at all is closed to everyone: say so, never open up."""
+    try:
+        any_key = await asyncio.wait_for(
+            run_in_threadpool(access.any_key, resources.sessions), CHECK_TIMEOUT_SECONDS
+        )
+    except Exception as error:
+        logger.warning("readiness check of the keys failed: %r", error)
+        return f"down: {type(error).__name__}"
+    return "ok" if any_key else NO_KEY
 
 
 async def _temporal_health(resources: Resources) -> None:

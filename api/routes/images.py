@@ -16,9 +16,11 @@ from api.deps import (
     PrincipalDep,
     ResourcesDep,
     UploadQuotaDep,
+    UploadSlotDep,
     get_principal,
 )
 from api.errors import NotFoundError
+from api.guard import GuardedRoute
 from api.ingress import ReceivedUpload, image_row, receive_upload
 from api.progress import RUNNING_STATES, live_progress
 from api.queries import get_image
@@ -40,7 +42,7 @@ from core.models import Image
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
-router = APIRouter(tags=["images"], dependencies=[Depends(get_principal)])
+router = APIRouter(tags=["images"], dependencies=[Depends(get_principal)], route_class=GuardedRoute)
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -77,11 +79,15 @@ def _accepted(
     )
 
 
+# Its body streams to S3 under its own bounds (MAX_UPLOAD_BYTES, the deadline and rate).
+DIRECT_UPLOAD_ROUTE = "/upload_image"
+
+
 @router.post(
-    "/upload_image",
+    DIRECT_UPLOAD_ROUTE,
     status_code=202,
     response_model=ImageAccepted,
-    responses=_errors(400, 401, 404, 413, 415, 422, 429, 503),
+    responses=_errors(400, 401, 404, 408, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_image_upload(
@@ -90,6 +96,7 @@ async def create_image_upload(
     idempotency_key: IdempotencyKeyDep,
     principal: PrincipalDep,
     _quota: UploadQuotaDep,
+    _slot: UploadSlotDep,
 ) -> ImageAccepted:
     """Upload a photo (multipart `project_id` + `file`) and start its processing.
 
@@ -115,7 +122,9 @@ async def create_image_upload(
         return await _replay(request, resources, image, upload)
     try:
         await start_image_workflow(
-            resources.temporal, resources.settings, processing_input(image, resources.settings)
+            resources.temporal,
+            resources.settings,
+            processing_input(image, resources.settings, upload.etag),
         )
     except BaseException:
         await run_in_threadpool(
@@ -132,8 +141,11 @@ async def _replay(
     """The key was used before: drop this copy, and answer (and finish starting) the first."""
     await run_in_threadpool(discard_object, resources.storage, upload.source_key)
     check_replay(earlier, upload.sha256)
+    # The same bytes, streamed in the same parts, were stored with the same ETag.
     await start_image_workflow(
-        resources.temporal, resources.settings, processing_input(earlier, resources.settings)
+        resources.temporal,
+        resources.settings,
+        processing_input(earlier, resources.settings, upload.etag),
     )
     return _accepted(request, earlier.id, earlier.project_id, ImageState(earlier.state))
 
@@ -142,7 +154,7 @@ async def _replay(
     "/images/",
     status_code=201,
     response_model=ImageUploadLink,
-    responses=_errors(401, 404, 422, 429, 503),
+    responses=_errors(401, 404, 413, 422, 429, 503),
 )
 async def create_image_link(
     body: ImageLinkCreate,
@@ -154,8 +166,11 @@ async def create_image_link(
 ) -> ImageUploadLink:
     """Get a presigned S3 POST for one file; confirm with `confirm_url` once uploaded.
 
-    Send every `params` entry as a form field, then the file as the last field, `file`.
-    The link accepts up to `max_bytes` and an `image/*` Content-Type, until `expires_at`.
+    Send every `params` entry as a form field, unchanged, then the file as the last field,
+    `file`. The link accepts up to `max_bytes`, with exactly the Content-Type in `params`
+    (from the filename's extension: JPEG, PNG, WebP, GIF or AVIF), until `expires_at`.
+    Once confirmed, the file is sealed as the image's original: posting to the link again
+    changes nothing the image serves.
     """
     principal.require_project(body.project_id)
     with dependency_errors():

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from api.auth import OPEN_KEY_ID
 from api.deps import (
     AccessDep,
     PrincipalDep,
@@ -16,17 +17,27 @@ from api.deps import (
     get_principal,
 )
 from api.errors import ApiError
+from api.guard import GuardedRoute
 from api.queries import count_by_state, list_project_images
 from api.schemas import ErrorPublic, ProjectImagesPublic, ProjectPublic, WsTokenPublic
 from api.views import image_summary, project_public
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
-router = APIRouter(prefix="/projects", tags=["projects"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    prefix="/projects",
+    tags=["projects"],
+    dependencies=[Depends(get_principal)],
+    route_class=GuardedRoute,
+)
 
+# Deep offsets scan every row they skip: bounded, they answer 422, never a slow query or 500.
+MAX_OFFSET = 1_000_000
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
-_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorPublic} for status in (401, 404)}
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic} for status in (401, 404, 422, 503)
+}
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, responses=_ERRORS)
@@ -77,5 +88,5 @@ def create_ws_token(
             logger.error("a WebSocket token was asked for, but WS_TOKEN_SECRET is not set")
             raise ApiError("WS_TOKEN_SECRET is not configured", code="ws_token_secret_missing")
         return WsTokenPublic(token=None, expires_at=None, ws_url=ws_url)
-    token, expires_at = access.ws_tokens.issue(project_id, principal.key_id or "open")
+    token, expires_at = access.ws_tokens.issue(project_id, principal.key_id or OPEN_KEY_ID)
     return WsTokenPublic(token=token, expires_at=expires_at, ws_url=f"{ws_url}?token={token}")

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.cleanup import CleanupActivities
-from api.registry import source_key_for
 from core.contracts import (
     ORIGINALS_PREFIX,
     WORKING_PREFIX,
     ImageState,
     SweepInput,
     SweepResult,
+    original_key_for,
     working_key_for,
 )
 from core.models import Image, PendingObject, Version
@@ -69,7 +69,7 @@ def add_image(sessions: sessionmaker[Session], image_id: uuid.UUID, state: Image
                 id=image_id,
                 project_id=PROJECT_ID,
                 state=state.value,
-                source_key=source_key_for(image_id),
+                source_key=original_key_for(str(image_id)),
             )
         )
 
@@ -106,7 +106,7 @@ def run_sweeps(activities: CleanupActivities, request: SweepInput) -> list[Sweep
 
 def test_key_spaces_match_the_keys_the_service_writes() -> None:
     image_id = uuid.uuid4()
-    assert source_key_for(image_id).startswith(ORIGINALS_PREFIX)
+    assert original_key_for(str(image_id)).startswith(ORIGINALS_PREFIX)
     assert working_key_for(str(image_id)).startswith(WORKING_PREFIX)
 
 
@@ -118,20 +118,20 @@ def test_sweeps_remove_exactly_the_old_leftovers(
     for name in ("uploaded", "done", "error", "processing"):
         add_image(sessions, ids[name], ImageState(name))
     # Three orphans, so that pages of two make the sweep page.
-    orphans = {put(bucket, source_key_for(uuid.uuid4())) for _ in range(3)}
+    orphans = {put(bucket, original_key_for(str(uuid.uuid4()))) for _ in range(3)}
     kept = {
-        put(bucket, source_key_for(ids["uploaded"])),
-        put(bucket, source_key_for(ids["done"])),
+        put(bucket, original_key_for(str(ids["uploaded"]))),
+        put(bucket, original_key_for(str(ids["done"]))),
         working_copy(bucket, ids["processing"]),
         put(bucket, f"{ORIGINALS_PREFIX}not-an-image-id"),
         put(bucket, f"{WORKING_PREFIX}{uuid.uuid4()}/other.tiff"),
         put(bucket, f"{PROJECT_ID}/{uuid.uuid4()}/thumb.jpg"),
     }
     stale = {working_copy(bucket, ids[name]) for name in ("done", "error", "gone")}
-    stale_upload = start_upload(bucket, source_key_for(uuid.uuid4()))
+    stale_upload = start_upload(bucket, original_key_for(str(uuid.uuid4())))
     time.sleep(3)
-    fresh = put(bucket, source_key_for(uuid.uuid4()))
-    fresh_upload = start_upload(bucket, source_key_for(uuid.uuid4()))
+    fresh = put(bucket, original_key_for(str(uuid.uuid4())))
+    fresh_upload = start_upload(bucket, original_key_for(str(uuid.uuid4())))
     everything = orphans | kept | stale | {fresh}
     assert len(list(bucket.list_pages(ORIGINALS_PREFIX, 2))) == 4, "7 originals, pages of 2"
 

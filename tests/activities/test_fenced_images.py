@@ -3,18 +3,24 @@ the newer writer left them. Against the real S3 and Postgres, in `ActivityEnviro
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 
 from activities.images import ImageActivities
+from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
 from activities.working_copies import WorkingCopies
 from core.contracts import ErrorCode
+from core.models import WebhookDelivery, WebhookEndpoint
 from core.presets import PRESETS
 from core.settings import Settings
 from core.storage import Storage
+from core.webhooks.contracts import WebhookEvent
+from core.webhooks.signing import new_secret
 from tests.activities.fenced import RESET_RUN, World, events, fence
 from tests.factories import jpeg_bytes
 
@@ -256,3 +262,45 @@ def test_discard_keeps_a_source_that_a_newer_run_uses(world: World) -> None:
     world.run(world.activities.discard, leftovers)  # the failure's discard, late
 
     assert world.storage.size_of(world.source_key) > 0
+
+
+class RecordingStarter(DeliveryStarter):
+    """Notes the deliveries it is asked to start, instead of starting workflows."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, delivery_ids: list[str]) -> None:
+        self.started.extend(delivery_ids)
+
+
+def test_webhooks_hear_of_an_outcome_once_and_never_of_a_late_attempt(
+    storage: Storage, sessions: sessionmaker[Session], settings: Settings, copies: WorkingCopies
+) -> None:
+    starter = RecordingStarter()
+    hooks = WebhookOutbox(sessions, starter)
+    activities = ImageActivities(storage, sessions, settings, "render-here", copies, hooks)
+    world = World(activities, storage, sessions, PROJECT_ID + 1000)
+    world.add_image(jpeg_bytes(600, 400))
+    events = [WebhookEvent.IMAGE_DONE.value, WebhookEvent.IMAGE_ERROR.value]
+    with sessions.begin() as session:
+        session.add(
+            WebhookEndpoint(
+                id=uuid.uuid4(), project_id=world.project_id, url="https://example.com/hook",
+                events=events, secret=new_secret(), enabled=True,
+            )
+        )  # fmt: skip
+    failed_late = fence()  # scheduled, then stuck on a frozen worker
+    _, _, finished_under = world.process()
+    world.finish(finished_under)  # a retry whose first attempt did write
+
+    with pytest.raises(ApplicationError) as error:
+        world.fail(failed_late)
+
+    assert superseded(error)
+    with sessions() as session:
+        recorded = session.scalars(
+            select(WebhookDelivery.event).where(WebhookDelivery.image_id == world.image_id)
+        ).all()
+    assert recorded == [WebhookEvent.IMAGE_DONE.value]
+    assert len(starter.started) == 1

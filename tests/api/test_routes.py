@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX, staging_key_for
 from core.models import Image
 from core.settings import Settings
 from core.storage import Storage
@@ -27,18 +28,21 @@ def upload(project_id: object, data: bytes, filename: str = "photo.jpg") -> dict
 
 
 def stored_state(storage: Storage, sessions: sessionmaker[Session]) -> tuple[int, int]:
-    """How many image rows and original objects exist."""
+    """How many image rows and staged or original objects exist."""
     with sessions() as session:
         rows = session.scalar(select(func.count()).select_from(Image)) or 0
-    listing = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix="originals/")
-    return rows, listing.get("KeyCount", 0)
+    objects = sum(
+        storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=prefix).get("KeyCount", 0)
+        for prefix in (STAGING_PREFIX, ORIGINALS_PREFIX)
+    )
+    return rows, objects
 
 
 async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "s3": "ok", "temporal": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "s3": "ok", "temporal": "ok", "auth": "ok"}
 
 
 async def test_readiness_names_the_dependency_that_is_down(
@@ -66,9 +70,12 @@ async def test_upload_is_accepted_and_readable(api: httpx.AsyncClient, storage: 
     assert image["original_filename"] == "photo.jpg"
     assert image["bytes"] == len(JPEG)
     assert image["versions"]["thumb"] is None
-    async with httpx.AsyncClient() as s3:
-        original = await s3.get(image["versions"]["original"])
-    assert original.content == JPEG
+    # No worker polls this test's queue: the upload is staged, not yet sealed, so unlinked.
+    assert image["versions"]["original"] is None
+    staged = storage.client.get_object(
+        Bucket=storage.bucket, Key=staging_key_for(accepted["image_id"])
+    )
+    assert staged["Body"].read() == JPEG
     listing = (await api.get(f"/projects/{project_id}/images")).json()
     assert [i["image_id"] for i in listing["images"]] == [accepted["image_id"]]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageFile, ImageStat
 
+from core import vips_engine
 from core.imaging import (
     decode_source,
     inspect_source,
@@ -125,3 +126,15 @@ def test_quality_matches_a_single_lanczos_resize_of_the_full_decode(
         reference = full.resize(derivative.size, Image.Resampling.LANCZOS)
         reference = Image.open(io.BytesIO(save(reference, "JPEG", quality=85)))
         assert psnr(derivative, reference) >= MIN_PSNR_DB, name
+
+
+def test_libvips_loads_with_the_allowlisted_formats_loader_never_by_sniffing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "photo"
+    path.write_bytes(jpeg_bytes(64, 48))
+    assert vips_engine.load(path, "JPEG").width == 64
+    # Sniffing would read it as the JPEG it is; the loader of the decided format refuses it.
+    for other in ("PNG", "WEBP", "GIF", "AVIF", "SVG"):
+        with pytest.raises(InvalidImageError):
+            vips_engine.load(path, other).copy_memory()

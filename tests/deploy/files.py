@@ -63,9 +63,10 @@ def _substitute(match: re.Match[str], env: dict[str, str]) -> str:
     return value or ""
 
 
-def compose_services() -> dict[str, dict[str, Any]]:
-    """The services as `docker compose config` would see them with .env = .env.example."""
-    services = interpolate(raw_compose(), read_env_file())["services"]
+def compose_services(overrides: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The services as `docker compose config` would see them with .env = .env.example
+    (and `overrides`, as an operator's edits to it)."""
+    services = interpolate(raw_compose(), read_env_file() | (overrides or {}))["services"]
     assert isinstance(services, dict)
     return services
 

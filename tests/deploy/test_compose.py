@@ -4,12 +4,14 @@ make the stack start in order, scale, stop gracefully and stay on loopback."""
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from core.settings import Settings
 from tests.deploy.files import (
@@ -133,12 +135,36 @@ def test_app_environment_names_are_settings(services: Services, service: str) ->
 
 
 def test_app_environment_builds_valid_settings(services: Services) -> None:
+    """With every placeholder of .env.example replaced, as the file's header asks."""
+    real = {
+        name: secrets.token_urlsafe(32) + (":*" if name == "API_KEYS" else "")
+        for name, value in read_env_file().items()
+        if value.startswith("change-me")
+    }
+    services = compose_services(real)
     for service in APP_SERVICES:
         environment = services[service]["environment"]
         settings = Settings.model_validate(
             {key.lower(): value for key, value in environment.items()}
         )
         assert settings.database_url.startswith("postgresql+psycopg://"), service
+    assert (
+        Settings.model_validate(
+            {key.lower(): value for key, value in services["api"]["environment"].items()}
+        ).auth_mode
+        == "keys"
+    )
+
+
+def test_the_env_example_placeholders_are_refused_by_name_only(services: Services) -> None:
+    """Copied unchanged, .env.example does not start an api: it must be edited first."""
+    environment = services["api"]["environment"]
+    with pytest.raises(ValidationError) as refused:
+        Settings.model_validate({key.lower(): value for key, value in environment.items()})
+    text = str(refused.value)
+    assert "WS_TOKEN_SECRET" in text and "API_KEYS" in text
+    assert environment["WS_TOKEN_SECRET"] not in text
+    assert environment["API_KEYS"].split(":")[0] not in text
 
 
 def test_app_services_share_one_image(services: Services) -> None:

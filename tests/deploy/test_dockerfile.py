@@ -36,7 +36,10 @@ def test_installs_runtime_dependencies_only() -> None:
     text = DOCKERFILE.read_text()
     # The `local` extra holds the embedded servers, `dev` the test and lint tools.
     assert "[local]" not in text and "[dev]" not in text
-    assert "['project']['dependencies']" in text
+    # Exactly the locked runtime versions, hash-checked (tests/deploy/test_lock.py).
+    runs = " ".join(arguments("RUN"))
+    assert "--require-hashes" in runs and "-r /tmp/requirements.lock" in runs
+    assert any(args.split()[0] == "requirements.lock" for args in arguments("COPY"))
 
 
 def test_default_command_serves_the_api_like_make_run() -> None:

@@ -1,7 +1,7 @@
 """Stand-ins for the app in launcher tests, so they need neither the API nor a worker.
 
     fake_app.py launch RECORD WORKER_EXIT_AFTER [run.py options...]
-        runs devstack.run.main with the stand-ins below as its commands
+        runs devstack.run.main with the stand-ins below as its commands, and QUICK_RESTARTS
     fake_app.py migrate RECORD              records the env it got, then exits 0
     fake_app.py worker RECORD EXIT_AFTER    sleeps; exits 3 after EXIT_AFTER s unless it is 0
     fake_app.py api RECORD --port PORT      answers GET /healthz with 200
@@ -19,7 +19,15 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+from devstack.supervisor import RestartPolicy
+
 RECORDED_KEYS = ("DATABASE_URL", "TEMPORAL_ADDRESS", "S3_ENDPOINT_URL", "S3_BUCKET")
+# The default policy's shape on a faster clock, so crash loops end within seconds. A stand-in
+# starts in well under a second, so an exit after 0.1 s falls within the start window and an
+# exit after 3 s does not.
+QUICK_RESTARTS = RestartPolicy(
+    first_delay=0.2, max_delay=1.0, healthy_after=5.0, start_window=2.0, max_start_crashes=3
+)
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -41,7 +49,7 @@ def _launch(record: str, worker_exit_after: str, options: Sequence[str]) -> int:
         api=[*me, "api", record],
         cwd=Path.cwd(),
     )
-    return main(options, commands)
+    return main(options, commands, QUICK_RESTARTS)
 
 
 def _worker(exit_after: float) -> int:

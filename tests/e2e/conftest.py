@@ -164,6 +164,7 @@ def keyed_product(
     api_keys = ";".join([*(f"{t.key}:{t.project_id}" for t in tenants), f"{operator_key}:*"])
     env = {
         **subprocess_env,
+        "AUTH_MODE": "keys",
         "API_KEYS": api_keys,
         "WS_TOKEN_SECRET": keyed.ws_token_secret,
         "WS_ALLOWED_ORIGINS": keyed.allowed_origin,

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX
+from core.models import Image as ImageRow
+from core.storage import Storage
 
 DONE_WITHIN_SECONDS = 60
 EVENTUALLY_SECONDS = 10
@@ -55,3 +62,31 @@ async def eventually(check: Callable[[], None]) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+def upload_keys(storage: Storage) -> set[str]:
+    """Keys of uploads in the bucket, staged (as they land) or sealed as originals."""
+    return {
+        key
+        for prefix in (STAGING_PREFIX, ORIGINALS_PREFIX)
+        for page in storage.list_pages(prefix, 1000)
+        for key, _ in page
+    }
+
+
+def orphans_since(before: set[str], storage: Storage, sessions: sessionmaker[Session]) -> set[str]:
+    """Upload objects made since `before` that belong to no image: what a refused request
+    must not leave. Objects other images' workflows seal meanwhile have a row."""
+    new = upload_keys(storage) - before
+    ids = {key: _image_id(key) for key in new}
+    with sessions() as session:
+        rows = select(ImageRow.id).where(ImageRow.id.in_({i for i in ids.values() if i}))
+        known = set(session.scalars(rows))
+    return {key for key, image_id in ids.items() if image_id not in known}
+
+
+def _image_id(key: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(key.rsplit("/", 1)[1])
+    except ValueError:
+        return None

@@ -92,7 +92,7 @@ async def test_an_uploaded_file_that_is_not_an_image_is_refused(
     handle = temporal_client.get_workflow_handle(workflow_id_for(link["image_id"]))
     with pytest.raises(WorkflowFailureError):
         await asyncio.wait_for(handle.result(), DONE_WITHIN_SECONDS)
-    assert_gone(storage, f"originals/{link['image_id']}")
+    assert_gone(storage, f"staging/{link['image_id']}")
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ async def test_a_file_over_the_size_condition_is_refused_by_storage(
     refused = await post_to_storage(link, huge)
     assert refused.status_code == 400
     assert "EntityTooLarge" in refused.text
-    assert_gone(storage, f"originals/{link['image_id']}")
+    assert_gone(storage, f"staging/{link['image_id']}")
 
 
 async def test_an_expired_link_leaves_nothing_behind(
@@ -139,6 +139,6 @@ async def test_an_expired_link_leaves_nothing_behind(
 
     for link, image in zip((never_uploaded, never_confirmed), images, strict=True):
         assert (image["state"], image["error"]["code"]) == ("error", "upload_expired")
-        await eventually(functools.partial(assert_gone, storage, f"originals/{link['image_id']}"))
+        await eventually(functools.partial(assert_gone, storage, f"staging/{link['image_id']}"))
         late = await short_links.post(f"/images/{link['image_id']}/uploaded")
         assert (late.status_code, late.json()["error"]["code"]) == (409, "upload_expired")

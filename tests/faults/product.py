@@ -30,7 +30,7 @@ from devstack.run import AppCommands, api_is_healthy
 from devstack.seaweed import S3Service, start_seaweedfs
 from devstack.stack import LocalStack, S3Credentials, StackPorts
 from devstack.temporal import TemporalService, start_temporal
-from tests.conftest import REPO_ROOT, alembic_config
+from tests.conftest import REPO_ROOT, WEBHOOK_TEST_ENV, alembic_config
 
 WORKERS = 2
 API_READY_SECONDS = 30
@@ -168,16 +168,19 @@ def running_fault_product(
         stack.ensure_bucket()
         stack_env = stack.env()
         values = {key.lower(): value for key, value in stack_env.items()}
+        # Open, as `make run` runs it: these tests are about outages, not keys.
         settings = Settings.model_validate(
-            values | {"temporal_task_queue": f"faults-{uuid.uuid4()}"}
+            values | {"temporal_task_queue": f"faults-{uuid.uuid4()}", "auth_mode": "open"}
         )
         command.upgrade(alembic_config(settings.database_url), "head")
         process_env = {
             **os.environ,
             **stack_env,
             "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+            "AUTH_MODE": settings.auth_mode,
             "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "20",
             "PYTHONUNBUFFERED": "1",
+            **WEBHOOK_TEST_ENV,
             **(env or {}),
         }
         product = FaultProduct(base, stack, settings, process_env)

@@ -89,6 +89,11 @@ def assert_exactly_once(product: FaultProduct, project_id: int, image_ids: list[
     assert working == []
 
 
+def _upload_objects(storage: Storage) -> int:
+    """Staged and sealed upload objects: a refused upload leaves neither."""
+    return len(_all_objects(storage, "staging/")) + len(_all_objects(storage, "originals/"))
+
+
 def _all_objects(storage: Storage, prefix: str) -> list[tuple[str, Any]]:
     return [item for page in storage.list_pages(prefix, 1000) for item in page]
 
@@ -207,7 +212,7 @@ async def test_postgres_down_at_ingress_answers_503_and_keeps_nothing(
     fault_product: FaultProduct,
 ) -> None:
     storage = Storage.from_settings(fault_product.settings)
-    before = len(_all_objects(storage, "originals/"))
+    before = _upload_objects(storage)
     fault_product.stop_postgres()
     try:
         async with fault_product.client() as client:
@@ -223,7 +228,7 @@ async def test_postgres_down_at_ingress_answers_503_and_keeps_nothing(
         "dependency_unavailable",
     )
     assert int(refused.headers["retry-after"]) > 0
-    assert len(_all_objects(storage, "originals/")) == before
+    assert _upload_objects(storage) == before
 
 
 async def test_temporal_down_at_ingress_answers_503_and_keeps_nothing(
@@ -231,7 +236,7 @@ async def test_temporal_down_at_ingress_answers_503_and_keeps_nothing(
 ) -> None:
     project_id = fault_product.new_project_id()
     storage = Storage.from_settings(fault_product.settings)
-    before = len(_all_objects(storage, "originals/"))
+    before = _upload_objects(storage)
     fault_product.stop_temporal()
     try:
         async with fault_product.client() as client:
@@ -244,7 +249,7 @@ async def test_temporal_down_at_ingress_answers_503_and_keeps_nothing(
         fault_product.start_temporal()
     assert refused.status_code == 503
     assert states(fault_product, project_id) == {}
-    assert len(_all_objects(storage, "originals/")) == before
+    assert _upload_objects(storage) == before
     # and the product recovers by itself once Temporal is back
     image_ids = await upload_batch(fault_product, project_id, 2)
     await wait_for_count(fault_product, project_id, "done", 2)

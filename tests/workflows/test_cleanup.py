@@ -29,8 +29,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.cleanup import CleanupActivities
-from api.registry import source_key_for
-from core.contracts import CLEANUP_SCHEDULE_ID, CleanupInput, CleanupResult
+from core.contracts import CLEANUP_SCHEDULE_ID, CleanupInput, CleanupResult, original_key_for
 from core.schedules import ensure_cleanup_schedule
 from core.settings import Settings
 from core.storage import ObjectMissingError, Storage
@@ -93,7 +92,7 @@ async def test_a_triggered_run_removes_an_orphan(
     # model_copy does not validate: 0 s is below the setting's floor, on purpose.
     eager = own_settings.model_copy(update={"cleanup_orphan_age_seconds": 0})
     with own_bucket(storage) as bucket:
-        orphan = put(bucket, source_key_for(uuid.uuid4()))
+        orphan = put(bucket, original_key_for(str(uuid.uuid4())))
         await asyncio.sleep(1.1)  # S3 dates objects to the second
         async with cleanup_worker(temporal_client, eager, bucket, sessions):
             handle = await ensure_cleanup_schedule(temporal_client, eager, schedule_id)

@@ -22,6 +22,7 @@ from core.contracts import (
     PREPARE_ACTIVITY,
     RENDER_QUEUE_ALIVE_ACTIVITY,
     RESIZE_ACTIVITY,
+    SEAL_ORIGINAL_ACTIVITY,
     DiscardInput,
     ErrorCode,
     FailureInput,
@@ -34,14 +35,14 @@ from core.contracts import (
     RenderQueueCheck,
     ResizeInput,
     ResizeResult,
+    SealInput,
+    original_key_for,
+    staging_key_for,
     workflow_id_for,
 )
 from core.presets import PRESETS
-from workflows.image_processing import (
-    MAX_PREPARATIONS,
-    ImageProcessingWorkflow,
-    _render_start_timeout,
-)
+from workflows.image_processing import ImageProcessingWorkflow
+from workflows.policies import MAX_PREPARATIONS, render_start_timeout
 
 
 class FakeActivities:
@@ -56,11 +57,14 @@ class FakeActivities:
         reject_with: str | None = None,
         render_queue: str | None = None,
         lose: dict[int, set[str]] | None = None,
+        seal_fails_with: str | None = None,
         queues: list[str] | None = None,
         alive: bool = True,
         supersede_preparations: int = 0,
     ) -> None:
         self.reject_with = reject_with
+        self.seal_fails_with = seal_fails_with
+        self.sealed: list[SealInput] = []
         self.render_queue = render_queue
         self.lose = lose or {}
         # The render queue the n-th preparation answers (else `render_queue`), and what
@@ -120,7 +124,13 @@ class FakeActivities:
         def discard(request: DiscardInput) -> None:
             self.discarded.extend(request.keys)
 
-        return [prepare, resize, finish, fail, discard, render_queue_alive]
+        @activity.defn(name=SEAL_ORIGINAL_ACTIVITY)
+        def seal(request: SealInput) -> None:
+            self.sealed.append(request)
+            if self.seal_fails_with:
+                raise ApplicationError("seal failed", type=self.seal_fails_with)
+
+        return [prepare, resize, finish, fail, discard, seal, render_queue_alive]
 
 
 @dataclass
@@ -132,14 +142,20 @@ class Outcome:
 
 
 async def run_workflow(
-    client: Client, fakes: FakeActivities, render_worker_after: float = 0.0
+    client: Client,
+    fakes: FakeActivities,
+    *,
+    staged: bool = False,
+    render_worker_after: float = 0.0,
 ) -> Outcome:
     """Run one workflow to its end on a fresh task queue; capture its result and status.
 
+    `staged`: uploaded under the staging key (the sealing layout), else the older layout.
     The worker for `fakes.render_queue` starts `render_worker_after` seconds late.
     """
     task_queue = f"test-{uuid.uuid4()}"
     image_id = str(uuid.uuid4())
+    source = staging_key_for(image_id) if staged else original_key_for(image_id)
     with ThreadPoolExecutor(max_workers=8) as executor:
         shared_worker = Worker(
             client,
@@ -151,7 +167,9 @@ async def run_workflow(
         async with shared_worker:
             handle = await client.start_workflow(
                 ImageProcessingWorkflow.run,
-                ImageProcessingInput(image_id, 9, f"originals/{image_id}"),
+                ImageProcessingInput(
+                    image_id, 9, source, max_attempts=1, source_etag='"e1"', source_format="PNG"
+                ),
                 id=workflow_id_for(image_id),
                 task_queue=task_queue,
             )
@@ -286,6 +304,49 @@ def test_the_wait_for_the_preparing_worker_grows_with_its_queue() -> None:
     def prepared(queued: int) -> PreparedImage:
         return PreparedImage("k", 10, 10, "JPEG", False, "render-q", renders_queued=queued)
 
-    assert _render_start_timeout(prepared(0)) == timedelta(seconds=2)
-    assert _render_start_timeout(prepared(8)) == timedelta(seconds=6)
-    assert _render_start_timeout(prepared(1000)) == timedelta(seconds=30)
+    assert render_start_timeout(prepared(0)) == timedelta(seconds=2)
+    assert render_start_timeout(prepared(8)) == timedelta(seconds=6)
+    assert render_start_timeout(prepared(1000)) == timedelta(seconds=30)
+
+
+async def test_a_staged_upload_is_sealed_before_anything_reads_it(temporal_client: Client) -> None:
+    fakes = FakeActivities()
+    outcome = await run_workflow(temporal_client, fakes, staged=True)
+
+    assert outcome.result is not None
+    image_id = outcome.image_id
+    [sealed] = fakes.sealed
+    assert (sealed.staging_key, sealed.original_key) == (
+        staging_key_for(image_id),
+        original_key_for(image_id),
+    )
+    assert (sealed.etag, sealed.format) == ('"e1"', "PNG")
+    assert [p.source_key for p in fakes.prepared] == [original_key_for(image_id)]
+
+
+async def test_uploads_of_the_older_layout_are_not_sealed(temporal_client: Client) -> None:
+    fakes = FakeActivities()
+    outcome = await run_workflow(temporal_client, fakes)
+    assert outcome.result is not None and not fakes.sealed
+
+
+async def test_a_seal_refused_for_good_discards_the_upload(temporal_client: Client) -> None:
+    fakes = FakeActivities(seal_fails_with=ErrorCode.UPLOAD_CHANGED)
+    outcome = await run_workflow(temporal_client, fakes, staged=True)
+
+    assert outcome.failure is not None and not fakes.prepared
+    [failed] = fakes.failed
+    assert (failed.code, failed.source_key) == ("upload_changed", staging_key_for(outcome.image_id))
+
+
+async def test_a_transient_seal_fault_keeps_the_upload_for_a_reset(temporal_client: Client) -> None:
+    fakes = FakeActivities(seal_fails_with=ErrorCode.STORAGE_UNAVAILABLE)
+    outcome = await run_workflow(temporal_client, fakes, staged=True)
+
+    assert outcome.failure is not None and not fakes.prepared
+    [failed] = fakes.failed
+    assert (failed.code, failed.source_key, failed.original_key) == (
+        "storage_unavailable",
+        None,
+        None,
+    )

@@ -1,0 +1,246 @@
+"use strict";
+const VERSIONS = ["original", "thumb", "big_thumb", "big_1920", "d2500"];
+const cards = new Map();
+let socket = null;
+let socketProject = null;
+
+function banner(kind, text) {
+  const el = document.getElementById("banner");
+  el.className = kind;
+  el.textContent = text;
+}
+
+function describeError(status, text) {
+  try {
+    const body = JSON.parse(text);
+    if (body.error) return `${body.error.code}: ${body.error.message}`;
+  } catch (_) { /* not JSON */ }
+  return `HTTP ${status}`;
+}
+
+// Sent to the API only (never to S3). Kept for this tab only.
+function authHeaders() {
+  const key = document.getElementById("key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function errorText(response) {
+  return describeError(response.status, await response.text());
+}
+
+function card(imageId) {
+  let entry = cards.get(imageId);
+  if (!entry) {
+    const el = document.createElement("div");
+    el.className = "card";
+    el.dataset.imageId = imageId;
+    el.innerHTML = '<div class="thumb"></div><div class="name"></div>' +
+      '<span class="state"></span><div class="err"></div><progress hidden></progress><ul></ul>';
+    document.getElementById("images").prepend(el);
+    entry = { el, versions: {}, state: null, name: "" };
+    cards.set(imageId, entry);
+  }
+  return entry;
+}
+
+function renderCounts() {
+  const counts = { init: 0, uploaded: 0, processing: 0, done: 0, error: 0 };
+  for (const [id, entry] of cards) {
+    if (!id.startsWith("pending-") && entry.state in counts) counts[entry.state] += 1;
+  }
+  document.getElementById("counts").textContent =
+    Object.entries(counts).map(([s, n]) => `${s}: ${n}`).join(" · ");
+}
+
+function render(entry) {
+  renderCounts();
+  const el = entry.el;
+  el.querySelector(".name").textContent = entry.name || el.dataset.imageId;
+  const state = el.querySelector(".state");
+  state.textContent = entry.state || "";
+  state.className = `state state-${entry.state}`;
+  el.dataset.state = entry.state || "";
+  el.querySelector(".err").textContent = entry.error || "";
+  const thumb = entry.versions.thumb;
+  const box = el.querySelector(".thumb");
+  if (thumb && !box.querySelector("img")) {
+    const img = document.createElement("img");
+    img.alt = "thumbnail";
+    img.className = "thumbnail";
+    img.src = thumb.url;
+    box.appendChild(img);
+  }
+  const list = el.querySelector("ul");
+  list.replaceChildren(...VERSIONS.filter(v => entry.versions[v]).map(v => {
+    const item = document.createElement("li");
+    const version = entry.versions[v];
+    const link = document.createElement("a");
+    link.href = version.url;
+    link.target = "_blank";
+    link.textContent = v;
+    item.append(link, version.width ? ` ${version.width}×${version.height}` : "");
+    return item;
+  }));
+}
+
+function applyImage(image) {
+  const entry = card(image.image_id);
+  entry.name = image.original_filename || entry.name;
+  entry.state = image.state;
+  entry.error = image.error ? `${image.error.code}: ${image.error.message || ""}` : "";
+  for (const v of VERSIONS) {
+    const url = image.versions[v];
+    if (!url) continue;
+    const detail = v === "original"
+      ? { width: image.width, height: image.height }
+      : (image.version_details || {})[v] || {};
+    entry.versions[v] = { url, width: detail.width, height: detail.height };
+  }
+  render(entry);
+}
+
+function applyEvent(event) {
+  if (event.type === "snapshot") {
+    event.images.forEach(applyImage);
+    renderCounts();
+    return;
+  }
+  if (!event.image_id) return;
+  const entry = card(event.image_id);
+  if (event.type === "state") {
+    entry.state = event.state;
+    entry.error = event.error_code ? `error: ${event.error_code}` : "";
+    if (event.state === "error" || event.state === "done") refreshImage(event.image_id);
+  } else if (event.type === "version") {
+    entry.versions[event.version] = { url: event.url, width: event.width, height: event.height };
+  }
+  render(entry);
+}
+
+async function refreshImage(imageId) {
+  const response = await fetch(`/images/${imageId}`, { headers: authHeaders() });
+  if (response.ok) applyImage(await response.json());
+}
+
+// Browsers cannot send a key on a WebSocket: ask the API for a short-lived token instead.
+async function socketUrl(projectId) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const base = `${scheme}://${location.host}/ws/projects/${projectId}`;
+  const response = await fetch(`/projects/${projectId}/ws-token`, { method: "POST", headers: authHeaders() });
+  if (!response.ok) throw new Error(await errorText(response));
+  const { token } = await response.json();
+  return token ? `${base}?token=${encodeURIComponent(token)}` : base;
+}
+
+async function connect(projectId) {
+  if (socketProject === projectId) return;
+  if (socket) { const old = socket; socket = null; old.close(); }
+  cards.clear();
+  document.getElementById("images").replaceChildren();
+  socketProject = projectId;
+  let url;
+  try {
+    url = await socketUrl(projectId);
+  } catch (error) {
+    if (socketProject === projectId) socketProject = null;
+    banner("error", `live updates unavailable: ${error.message}`);
+    return;
+  }
+  if (socketProject !== projectId) return;
+  const current = new WebSocket(url);
+  socket = current;
+  current.onmessage = message => applyEvent(JSON.parse(message.data));
+  current.onclose = event => {
+    // A socket replaced by a newer one (another project, a new key) closes quietly.
+    if (socket !== current || socketProject !== projectId) return;
+    socket = null;
+    banner("info", `live updates paused (${event.code}); reconnecting…`);
+    setTimeout(() => { if (socketProject === projectId) { socketProject = null; connect(projectId); } }, 2000);
+  };
+  current.onopen = () => banner("", "");
+}
+
+function send(method, url, body, entry, headers = {}) {
+  // XMLHttpRequest, because fetch cannot report upload progress.
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    const bar = entry.el.querySelector("progress");
+    request.open(method, url);
+    for (const [name, value] of Object.entries(headers)) request.setRequestHeader(name, value);
+    request.upload.onprogress = e => { bar.hidden = false; bar.max = e.total; bar.value = e.loaded; };
+    request.onload = () => {
+      bar.hidden = true;
+      const ok = request.status >= 200 && request.status < 300;
+      resolve({ ok, status: request.status, text: request.responseText });
+    };
+    request.onerror = () => reject(new Error("network error"));
+    request.send(body);
+  });
+}
+
+async function uploadDirect(projectId, file, entry) {
+  const form = new FormData();
+  form.append("project_id", projectId);
+  form.append("file", file);
+  const response = await send("POST", "/upload_image", form, entry, authHeaders());
+  if (!response.ok) throw new Error(describeError(response.status, response.text));
+  return JSON.parse(response.text);
+}
+
+async function uploadByLink(projectId, file, entry) {
+  const created = await fetch("/images/", {
+    method: "POST",
+    headers: { ...authHeaders(), "Content-Type": "application/json" },
+    body: JSON.stringify({ filename: file.name, project_id: Number(projectId) }),
+  });
+  if (!created.ok) throw new Error(await errorText(created));
+  const link = await created.json();
+  const form = new FormData();
+  // The signed fields as they are: the policy allows exactly their Content-Type.
+  for (const [name, value] of Object.entries(link.params)) form.append(name, value);
+  form.append("file", file);
+  const stored = await send("POST", link.upload_link, form, entry);
+  if (!stored.ok) throw new Error(`storage refused the file (HTTP ${stored.status})`);
+  const confirmed = await fetch(link.confirm_url, { method: "POST", headers: authHeaders() });
+  if (!confirmed.ok) throw new Error(await errorText(confirmed));
+  return confirmed.json();
+}
+
+async function uploadOne(projectId, flow, file) {
+  const pending = card(`pending-${crypto.randomUUID()}`);
+  pending.name = file.name;
+  pending.state = "uploading";
+  render(pending);
+  try {
+    const accepted = await (flow === "link" ? uploadByLink : uploadDirect)(projectId, file, pending);
+    cards.delete(pending.el.dataset.imageId);
+    pending.el.remove();
+    const entry = card(accepted.image_id);
+    entry.name = file.name;
+    entry.state = entry.state || accepted.state;
+    render(entry);
+  } catch (error) {
+    pending.state = "error";
+    pending.error = error.message;
+    render(pending);
+    banner("error", `${file.name}: ${error.message}`);
+  }
+}
+
+const keyInput = document.getElementById("key");
+keyInput.value = sessionStorage.getItem("imgproc-key") || "";
+keyInput.addEventListener("change", () => {
+  sessionStorage.setItem("imgproc-key", keyInput.value.trim());
+  socketProject = null;
+  connect(document.getElementById("project").value);
+});
+document.getElementById("project").addEventListener("change", e => connect(e.target.value));
+document.getElementById("upload-form").addEventListener("submit", async event => {
+  event.preventDefault();
+  const projectId = document.getElementById("project").value;
+  const flow = document.getElementById("flow").value;
+  connect(projectId);
+  const files = [...document.getElementById("files").files];
+  await Promise.all(files.map(file => uploadOne(projectId, flow, file)));
+});
+connect(document.getElementById("project").value);
