@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PREPARE_TIMEOUT = timedelta(minutes=2)
-RESIZE_TIMEOUT = timedelta(minutes=1)
 # Recovering from a lost worker (docs/fencing.md#recovery). A worker that dies or freezes
 # stops heartbeating: its prepare and its started renders time out within these, however
 # loaded a live worker is, since a live one keeps beating from a side thread. A render from
@@ -50,7 +49,6 @@ LIVENESS_RETRY = RetryPolicy(
 )
 # Preparations per image: each one after the first follows a lost worker or copy.
 MAX_PREPARATIONS = 3
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # Recording the outcome outlasts the work: a Postgres outage longer than the work's
 # retries still ends with the image's final state written once Postgres is back.
