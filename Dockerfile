@@ -39,6 +39,7 @@ COPY core ./core
 COPY api ./api
 COPY activities ./activities
 COPY workflows ./workflows
+COPY workerside ./workerside
 
 USER app:app
 
