@@ -58,15 +58,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.presets import PRESETS
 
+from workflows.errors import code_of, error_code, keeps_source
 from workflows.policies import (
     BOOKKEEPING_TIMEOUT,
     RECORD_BUDGET,
     RECORD_RETRY,
     RENDER_RETRY_INTERVAL,
-    code_of,
-    error_code,
     fence_now,
-    keeps_source,
     transient_retry,
 )
 from workflows.rendering import Rendering

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.presets import PRESETS, Preset, fit_within
 
+from workflows.errors import copy_lost, start_timed_out, superseded
 from workflows.policies import (
     LIVENESS_CHECK_TIMEOUT,
     LIVENESS_RETRY,
@@ -43,11 +44,8 @@ from workflows.policies import (
     RENDER_START_MAX,
     RENDER_TIMEOUT,
     RENDER_WAIT_BUDGET,
-    copy_lost,
     fence_now,
     render_start_timeout,
-    start_timed_out,
-    superseded,
 )
 
 # When a resize's wait runs out, ask whether the preparing worker still beats.
