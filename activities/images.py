@@ -141,11 +141,14 @@ class ImageActivities:
     def _resize_and_write(self, request: ResizeInput) -> ResizeResult:
         image_id = uuid.UUID(request.image_id)
         rendered = self._render(request)
-        attempt = activity.info().attempt
-        key = version_key_for(
-            request.project_id, request.image_id, request.version, rendered.extension,
-            request.fence, attempt,
-        )  # fmt: skip
+        attempt, extension = activity.info().attempt, rendered.extension
+        keys = [
+            version_key_for(
+                request.project_id, request.image_id, request.version, extension, request.fence, n
+            )
+            for n in range(1, attempt + 1)
+        ]
+        key = keys[-1]
         self._versions.claim(image_id, key, request.fence)
         self._storage.put_bytes(key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL)
         written = ResizeResult(
@@ -161,7 +164,10 @@ class ImageActivities:
         except StaleWriteError:
             self._discard_quietly([key])
             raise
-        self._discard_quietly(committed.unused)
+        # What earlier attempts of this resize may have written before they failed (an
+        # outage between their write and their row): only one of the keys is in the row.
+        earlier = [k for k in keys[:-1] if k != committed.result.key]
+        self._discard_quietly([*committed.unused, *earlier])
         return committed.result
 
     def _render(self, request: ResizeInput) -> Rendered:

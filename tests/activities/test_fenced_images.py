@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 
 from activities.images import ImageActivities
+from activities.version_records import VersionRecords
 from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
 from activities.working_copies import WorkingCopies
 from core.contracts import ErrorCode
@@ -304,3 +305,19 @@ def test_webhooks_hear_of_an_outcome_once_and_never_of_a_late_attempt(
         ).all()
     assert recorded == [WebhookEvent.IMAGE_DONE.value]
     assert len(starter.started) == 1
+
+
+def test_a_retry_deletes_what_an_earlier_attempt_wrote_before_it_failed(world: World) -> None:
+    """Attempt 1 wrote its object, then lost Postgres before its row: attempt 2 cleans up."""
+    world.prepare(fence())
+    resized_under = fence()
+    first_key = f"{PROJECT_ID}/{world.image_id}/thumb-{resized_under.token}-1.jpg"
+    versions = VersionRecords(world.sessions)
+    versions.claim(world.image_id, first_key, resized_under)
+    world.storage.put_bytes(first_key, b"half done", "image/jpeg", "public")
+
+    result = world.resize("thumb", resized_under, attempt=2)
+
+    snapshot = world.snapshot()
+    assert list(snapshot.objects) == [result.key] != [first_key]
+    assert snapshot.pending == []
