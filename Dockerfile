@@ -39,6 +39,7 @@ COPY core ./core
 COPY api ./api
 COPY activities ./activities
 COPY workflows ./workflows
+COPY workerside ./workerside
 # Operator commands, e.g. `docker compose run --rm api python -m admin.keys create --all`
 COPY admin ./admin
 

@@ -41,12 +41,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
 from activities.liveness import LivenessActivities, LivenessBeat
-from activities.metrics import (
-    ObservabilityInterceptor,
-    WorkerMetrics,
-    sdk_metrics_runtime,
-    serve_worker_metrics,
-)
 from activities.uploads import UploadActivities
 from activities.webhook_metrics import DeliveryMetrics
 from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
@@ -61,6 +55,8 @@ from core.settings import Settings, get_settings
 from core.storage import Storage
 from core.temporal import connect_temporal
 from core.webhooks.contracts import delivery_queue_for
+from workerside.metrics_server import sdk_metrics_runtime, serve_worker_metrics
+from workerside.observability import ObservabilityInterceptor, WorkerMetrics
 from workflows.cleanup import CleanupStagingWorkflow
 from workflows.image_processing import ImageProcessingWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow

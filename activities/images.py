@@ -55,8 +55,6 @@ from core.imaging import (
     Rendered,
     decode_source,
     render_decoded,
-    render_version,
-    save_working_copy,
 )
 from core.inspection import ImagingError, limits_from
 from core.settings import Settings
@@ -97,19 +95,11 @@ class ImageActivities:
             self._download(request.source_key, source_path)
             with _as_application_error():
                 decoded = decode_source(source_path, self._limits)
-            if not request.render_versions:
-                self._store_working_copy(request.working_key, decoded, scratch / "working")
-                return self._prepared(request, decoded, render_queue=None)
         prepared = self._prepared(request, decoded, render_queue=self._render_queue)
         prepared.renders_queued = self._copies.keep(
             request.image_id, decoded, request.render_versions
         )
         return prepared
-
-    def _store_working_copy(self, key: str, decoded: DecodedImage, working_path: Path) -> None:
-        """For workflows started before `render-where-prepared`: the copy goes to S3."""
-        save_working_copy(decoded, working_path)
-        self._storage.upload_file(key, working_path, "application/octet-stream", "private")
 
     def _prepared(
         self, request: PrepareInput, decoded: DecodedImage, render_queue: str | None
@@ -139,13 +129,10 @@ class ImageActivities:
             # Overtaken: this worker's copy will never be rendered for a newer fence.
             self._copies.discard(request.image_id)
             raise
-        if request.from_memory:
-            self._copies.rendered(request.image_id, request.version)
+        self._copies.rendered(request.image_id, request.version)
         return result
 
     def _resize(self, request: ResizeInput) -> ResizeResult:
-        if not request.from_memory:
-            return self._resize_and_write(request)
         # Beats only if the render outlasts a second (a loaded machine), so a dead or
         # frozen worker is noticed within the heartbeat timeout, and a live one never.
         with heartbeating("rendering", first_after=LAZY_BEAT_SECONDS):
@@ -154,8 +141,6 @@ class ImageActivities:
     def _resize_and_write(self, request: ResizeInput) -> ResizeResult:
         image_id = uuid.UUID(request.image_id)
         rendered = self._render(request)
-        if not request.from_memory:  # renders from memory are bounded by a short timeout
-            activity.heartbeat("encoded")
         attempt, extension = activity.info().attempt, rendered.extension
         keys = [
             version_key_for(
@@ -187,22 +172,13 @@ class ImageActivities:
 
     def _render(self, request: ResizeInput) -> Rendered:
         size, quality = (request.width, request.height), self._settings.jpeg_quality
-        if request.from_memory:
-            with _as_application_error():
-                return render_decoded(self._copies.get(request.image_id), size, quality)
-        with _scratch_dir() as scratch:
-            working_path = scratch / "working"
-            self._download(request.working_key, working_path)
-            activity.heartbeat("downloaded")
-            with _as_application_error():
-                return render_version(working_path, size, quality)
+        with _as_application_error():
+            return render_decoded(self._copies.get(request.image_id), size, quality)
 
     @activity.defn(name=FINISH_ACTIVITY)
     @classify_errors
     def finish(self, request: FinishInput) -> None:
-        """Drop the working copy, then say `done`: once done, nothing temporary is left."""
-        if request.working_key is not None:
-            self._storage.delete(request.working_key)
+        """Say `done` (the decoded copy was only ever in the preparing worker's memory)."""
         self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE, request.fence)
 
     @activity.defn(name=FAIL_ACTIVITY)
@@ -217,7 +193,6 @@ class ImageActivities:
         if message != request.message:
             activity.logger.warning("image %s failed: %s", request.image_id, request.message)
         keys = self._records.set_error(image_id, request.code, message, request.fence)
-        keys.append(request.working_key)
         guarded = [key for key in (request.source_key, request.original_key) if key is not None]
         return DiscardInput(keys, request.fence, request.image_id, guarded)
 

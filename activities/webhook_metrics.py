@@ -1,4 +1,4 @@
-"""Webhook delivery metrics, on the worker's registry (see activities/metrics.py):
+"""Webhook delivery metrics, on the worker's registry (see workerside/observability.py):
 
 imgproc_webhook_deliveries_total{outcome}   attempts by outcome: delivered, retry, or
                                             the final failure's code (gone, expired...)

@@ -215,9 +215,10 @@ class PrepareInput:
     image_id: str
     source_key: str
     working_key: str
-    # The versions the preparing worker will render from a decoded copy it keeps in
-    # memory. Empty (workflows started before `render-where-prepared`): the copy goes to
-    # S3 under `working_key` instead.
+    # The versions the preparing worker will render from the decoded copy it keeps in
+    # memory. `working_key` no longer names an S3 object (the working copy through S3 was
+    # retired with `render-where-prepared`); it stays on the wire, unused, while workers
+    # of the release before may still decode this (drop it with that patch's step 3).
     render_versions: list[str] = field(default_factory=list)
     fence: Fence = field(default_factory=Fence)
 
@@ -243,7 +244,8 @@ class ResizeInput:
     width: int
     height: int
     working_key: str
-    # Render from this worker's in-memory copy (sent to `PreparedImage.render_queue`).
+    # Always true since the S3 working copy was retired: kept on the wire, with
+    # `working_key`, for workers of the release before (drop with step 3).
     from_memory: bool = False
     fence: Fence = field(default_factory=Fence)
 
@@ -268,8 +270,6 @@ class ResizeResult:
 @dataclass
 class FinishInput:
     image_id: str
-    # The S3 working copy to drop; None when the copy was only ever in a worker's memory.
-    working_key: str | None
     fence: Fence = field(default_factory=Fence)
 
 

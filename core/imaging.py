@@ -4,8 +4,7 @@ Pillow decides what a file is and whether it is within limits, reading headers o
 (`core.inspection`); libvips does the pixel work (`core.vips_engine`). The prepare step
 decodes the source once into a working copy fitted to the largest box; each size is
 rendered from that copy, so "one activity per size" never means one full decode per size.
-The copy stays in the preparing worker's memory (`DecodedImage`); workflows started
-before that change still pass it through S3 as a file (`save_working_copy`).
+The copy stays in the preparing worker's memory (`DecodedImage`).
 """
 
 from __future__ import annotations
@@ -119,16 +118,6 @@ def decode_source(source_path: Path, limits: Limits) -> DecodedImage:
 def render_decoded(image: DecodedImage, size: tuple[int, int], jpeg_quality: int) -> Rendered:
     """One derivative at exactly `size`: JPEG if opaque, PNG if transparent, no metadata."""
     return _render(image.pixels, size, jpeg_quality)
-
-
-def save_working_copy(image: DecodedImage, working_path: Path) -> None:
-    """The decoded copy as a file, for workflows that pass it through S3."""
-    vips_engine.save_working_copy(image.pixels, working_path)
-
-
-def render_version(working_path: Path, size: tuple[int, int], jpeg_quality: int) -> Rendered:
-    """`render_decoded`, from a file written by `save_working_copy`."""
-    return _render(vips_engine.load_working_copy(working_path), size, jpeg_quality)
 
 
 def _render(pixels: pyvips.Image, size: tuple[int, int], jpeg_quality: int) -> Rendered:

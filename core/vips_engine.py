@@ -175,23 +175,6 @@ def resize_exact(image: pyvips.Image, size: tuple[int, int]) -> pyvips.Image:
     return image.thumbnail_image(width, height=height, size="force")
 
 
-def save_working_copy(image: pyvips.Image, path: Path) -> None:
-    """A near-lossless copy that is small to move: every size is rendered from it.
-
-    JPEG q95 without chroma subsampling (PNG when there is alpha) keeps every derivative
-    above 40 dB PSNR against a resize of the full decode, at a fifth of the bytes of an
-    uncompressed TIFF, which the four renders would otherwise each pull through S3.
-    """
-    if image.hasalpha():
-        image.pngsave(str(path), compression=1, keep="none")
-    else:
-        image.jpegsave(str(path), Q=95, subsample_mode="off", keep="none")
-
-
-def load_working_copy(path: Path) -> pyvips.Image:
-    return pyvips.Image.new_from_file(str(path), access="sequential", fail_on=FAIL_ON)
-
-
 def encode(image: pyvips.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
     """(data, content type, extension): PNG with transparency, else JPEG; no metadata."""
     if image.hasalpha():

@@ -58,15 +58,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.presets import PRESETS
 
+from workflows.errors import code_of, error_code, keeps_source
 from workflows.policies import (
     BOOKKEEPING_TIMEOUT,
     RECORD_BUDGET,
     RECORD_RETRY,
     RENDER_RETRY_INTERVAL,
-    code_of,
-    error_code,
     fence_now,
-    keeps_source,
     transient_retry,
 )
 from workflows.rendering import Rendering
@@ -124,37 +122,24 @@ class ImageProcessingWorkflow(Rendering):
             await self._await_upload(request, working_key)
         if request.source_key.startswith(STAGING_PREFIX) and workflow.patched(SEAL_ORIGINAL):
             await self._seal(request, working_key)
-        in_memory = workflow.patched(RENDER_WHERE_PREPARED)
+        # Step 2 of retiring the S3 working copy (docs/workflow-changes.md): every open
+        # workflow started under the patch; the marker is accepted, no longer required.
+        workflow.deprecate_patch(RENDER_WHERE_PREPARED)
         try:
-            if in_memory:
-                versions = await self._render_where_prepared(request, working_key)
-            else:
-                prepared = await self._prepare(request, working_key)
-                versions = await self._resize_all(request, prepared)
+            versions = await self._render_where_prepared(request, working_key)
         except ActivityError as error:
             await self._fail(request, working_key, error_code(error), str(error.cause or error))
             raise self._final_error(request) from error
-        await self._finish(request, working_key, in_memory)
+        await self._finish(request)
         self._status.state = ImageState.DONE.value
         return ImageProcessingResult(request.image_id, ImageState.DONE.value, versions)
 
-    async def _finish(
-        self, request: ImageProcessingInput, working_key: str, in_memory: bool
-    ) -> None:
-        if in_memory:
-            # One short Postgres update: as a local activity it runs in the workflow task
-            # that saw the last size done, without a round trip through a task queue.
-            await workflow.execute_local_activity(
-                FINISH_ACTIVITY,
-                FinishInput(request.image_id, working_key=None, fence=fence_now()),
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                schedule_to_close_timeout=RECORD_BUDGET,
-                retry_policy=RECORD_RETRY,
-            )
-            return
-        await workflow.execute_activity(
+    async def _finish(self, request: ImageProcessingInput) -> None:
+        # One short Postgres update: as a local activity it runs in the workflow task
+        # that saw the last size done, without a round trip through a task queue.
+        await workflow.execute_local_activity(
             FINISH_ACTIVITY,
-            FinishInput(request.image_id, working_key=working_key, fence=fence_now()),
+            FinishInput(request.image_id, fence=fence_now()),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             schedule_to_close_timeout=RECORD_BUDGET,
             retry_policy=RECORD_RETRY,

@@ -1,28 +1,23 @@
-"""How `ImageProcessingWorkflow` schedules its activities: timeouts, retries, fences, and
-how it reads their failures. Deterministic, like the workflow: only the workflow's clock
-and the contracts.
+"""How `ImageProcessingWorkflow` schedules its activities: timeouts, retries and fences
+(how it reads their failures is `workflows.errors`). Deterministic, like the workflow:
+only the workflow's clock and the contracts.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio import exceptions, workflow
+from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from core.contracts import (
         NON_RETRYABLE_ERROR_TYPES,
-        RESUMABLE_ERROR_TYPES,
-        TRANSIENT_ERROR_TYPES,
-        ErrorCode,
         Fence,
         PreparedImage,
     )
 
 PREPARE_TIMEOUT = timedelta(minutes=2)
-RESIZE_TIMEOUT = timedelta(minutes=1)
 # Recovering from a lost worker (docs/fencing.md#recovery). A worker that dies or freezes
 # stops heartbeating: its prepare and its started renders time out within these, however
 # loaded a live worker is, since a live one keeps beating from a side thread. A render from
@@ -50,7 +45,6 @@ LIVENESS_RETRY = RetryPolicy(
 )
 # Preparations per image: each one after the first follows a lost worker or copy.
 MAX_PREPARATIONS = 3
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # Recording the outcome outlasts the work: a Postgres outage longer than the work's
 # retries still ends with the image's final state written once Postgres is back.
@@ -85,53 +79,3 @@ def fence_now() -> Fence:
     """The fence of an activity scheduled now: later than anything scheduled before it in
     this run, and than anything of an earlier run (workflow time only moves forward)."""
     return Fence(workflow.time_ns(), workflow.info().run_id)
-
-
-def start_timed_out(error: ActivityError) -> bool:
-    cause = error.cause
-    return (
-        isinstance(cause, exceptions.TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
-    )
-
-
-def copy_lost(error: BaseException) -> bool:
-    """The resize never ran where its copy is, the copy is no longer there, or its fence
-    was overtaken (see `superseded`): preparing again under a fresh fence fixes all three."""
-    if not isinstance(error, ActivityError):
-        return False
-    cause = error.cause
-    if isinstance(cause, exceptions.TimeoutError):  # not the builtin a timer raises
-        return cause.type == TimeoutType.SCHEDULE_TO_START
-    return isinstance(cause, ApplicationError) and cause.type in (
-        ErrorCode.WORKING_COPY_LOST,
-        ErrorCode.SUPERSEDED,
-    )
-
-
-def superseded(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ApplicationError) and cause.type == ErrorCode.SUPERSEDED
-
-
-# The codes an image's error may carry. Not `working_copy_lost` nor `superseded`: the
-# image was prepared again already, so when they end an image, it simply failed.
-RECORDED_ERROR_TYPES = frozenset(NON_RETRYABLE_ERROR_TYPES + TRANSIENT_ERROR_TYPES) - {
-    ErrorCode.WORKING_COPY_LOST,
-    ErrorCode.SUPERSEDED,
-}
-
-
-def keeps_source(code: str) -> bool:
-    """Whether a failure with `code` leaves the upload worth keeping: a fault of ours, which
-    a reset may get past, not a verdict on the image."""
-    return code in RESUMABLE_ERROR_TYPES
-
-
-def error_code(error: ActivityError) -> str:
-    return code_of(error.cause)
-
-
-def code_of(cause: BaseException | None) -> str:
-    if isinstance(cause, ApplicationError) and cause.type in RECORDED_ERROR_TYPES:
-        return cause.type
-    return ErrorCode.PROCESSING_FAILED.value

@@ -33,8 +33,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.presets import PRESETS, Preset, fit_within
 
+from workflows.errors import copy_lost, start_timed_out, superseded
 from workflows.policies import (
-    HEARTBEAT_TIMEOUT,
     LIVENESS_CHECK_TIMEOUT,
     LIVENESS_RETRY,
     MAX_PREPARATIONS,
@@ -44,12 +44,8 @@ from workflows.policies import (
     RENDER_START_MAX,
     RENDER_TIMEOUT,
     RENDER_WAIT_BUDGET,
-    RESIZE_TIMEOUT,
-    copy_lost,
     fence_now,
     render_start_timeout,
-    start_timed_out,
-    superseded,
 )
 
 # When a resize's wait runs out, ask whether the preparing worker still beats.
@@ -128,20 +124,6 @@ class Rendering:
         )
         return prepared
 
-    async def _resize_all(
-        self, request: ImageProcessingInput, prepared: PreparedImage
-    ) -> list[ResizeResult]:
-        # Let every size finish (or exhaust its retries) before deciding, so that a
-        # failure cleanup never races a resize that is still writing.
-        outcomes = await asyncio.gather(
-            *(self._resize(request, prepared, preset) for preset in PRESETS),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [outcome for outcome in outcomes if isinstance(outcome, ResizeResult)]
-
     async def _resize(
         self, request: ImageProcessingInput, prepared: PreparedImage, preset: Preset
     ) -> ResizeResult:
@@ -169,7 +151,6 @@ class Rendering:
         wait: timedelta | None,
     ) -> ResizeResult:
         width, height = fit_within(prepared.width, prepared.height, preset.box)
-        from_memory = prepared.render_queue is not None
         result: ResizeResult = await workflow.execute_activity(
             RESIZE_ACTIVITY,
             ResizeInput(
@@ -179,15 +160,15 @@ class Rendering:
                 width=width,
                 height=height,
                 working_key=prepared.working_key,
-                from_memory=from_memory,
+                from_memory=True,
                 fence=fence_now(),
             ),
             result_type=ResizeResult,
             task_queue=prepared.render_queue,
             schedule_to_start_timeout=wait,
-            start_to_close_timeout=RENDER_TIMEOUT if from_memory else RESIZE_TIMEOUT,
-            heartbeat_timeout=RENDER_HEARTBEAT_TIMEOUT if from_memory else HEARTBEAT_TIMEOUT,
-            retry_policy=self._render_retry if from_memory else self._retry,
+            start_to_close_timeout=RENDER_TIMEOUT,
+            heartbeat_timeout=RENDER_HEARTBEAT_TIMEOUT,
+            retry_policy=self._render_retry,
         )
         return result
 

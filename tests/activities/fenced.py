@@ -110,7 +110,7 @@ class World:
         return result
 
     def finish(self, at: Fence) -> None:
-        self.run(self.activities.finish, FinishInput(str(self.image_id), None, at))
+        self.run(self.activities.finish, FinishInput(str(self.image_id), at))
 
     def fail(self, at: Fence, source: bool = False) -> DiscardInput:
         request = FailureInput(

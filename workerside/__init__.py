@@ -1,0 +1,1 @@
+"""Worker-process code that is neither a workflow nor an activity: interceptors, metrics."""
