@@ -13,6 +13,7 @@ from api.auth import AccessControl, Principal
 from api.dependency_errors import dependency_errors
 from api.errors import BadRequestError, ForbiddenError, RateLimitedError
 from api.guard import principal_from_state
+from api.links import Linker
 from api.rate_limit import take_upload_slot
 from api.resources import Resources
 from api.upload_slots import UploadSlots
@@ -38,6 +39,15 @@ def get_storage(resources: ResourcesDep) -> Storage:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def get_linker(request: Request, resources: ResourcesDep) -> Linker:
+    """Signs the links of one response, for the API's own base URL and one expiry window."""
+    signer = resources.links
+    return Linker(signer, str(request.base_url), signer.expiry())
+
+
+LinkerDep = Annotated[Linker, Depends(get_linker)]
 
 
 def get_idempotency_key(

@@ -17,6 +17,7 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.events import EventHub
 from api.guard import GuardPolicy, RequestGuard
+from api.links import LinkSigner, link_key
 from api.metrics import ApiMetrics
 from api.observability import (
     bind_image_log_context,
@@ -25,7 +26,7 @@ from api.observability import (
 )
 from api.resources import Resources
 from api.routes import events as event_routes
-from api.routes import health, images, projects
+from api.routes import health, images, links, projects
 from api.routes.page import install_page
 from api.schemas import ErrorPublic
 from api.upload_slots import UploadSlots
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             storage=Storage.from_settings(settings),
             temporal=temporal,
             events=events,
+            links=LinkSigner(link_key(settings), settings.link_expiry_seconds),
         )
         install_image_state_gauge(app, engine, settings)
         yield
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(projects.router)
     app.include_router(event_routes.router)
+    app.include_router(links.router)
     install_docs(app)
     install_page(app, settings)
     return app

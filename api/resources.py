@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from api.events import EventHub
+from api.links import LinkSigner
 from core.settings import Settings
 from core.storage import Storage
 
@@ -21,3 +22,4 @@ class Resources:
     storage: Storage
     temporal: Client
     events: EventHub
+    links: LinkSigner

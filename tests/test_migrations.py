@@ -27,6 +27,16 @@ def empty_database_url(settings: Settings) -> Iterator[str]:
     admin.dispose()
 
 
+TABLES = {
+    "images",
+    "versions",
+    "api_keys",
+    "upload_windows",
+    "project_state_counts",
+    "event_log",
+}
+
+
 def table_names(database_url: str) -> set[str]:
     engine = create_engine(database_url)
     try:
@@ -39,11 +49,11 @@ def test_upgrade_check_downgrade_upgrade(empty_database_url: str) -> None:
     config = alembic_config(empty_database_url)
 
     command.upgrade(config, "head")
-    assert table_names(empty_database_url) == {"images", "versions", "api_keys", "upload_windows"}
+    assert table_names(empty_database_url) == TABLES
     command.check(config)  # raises if the models and the migrations disagree
 
     command.downgrade(config, "base")
     assert table_names(empty_database_url) == set()
 
     command.upgrade(config, "head")
-    assert table_names(empty_database_url) == {"images", "versions", "api_keys", "upload_windows"}
+    assert table_names(empty_database_url) == TABLES

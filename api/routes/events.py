@@ -1,12 +1,21 @@
 """`/ws/projects/{project_id}`: a snapshot of the project, then its events as they happen.
 
 Messages (JSON):
-- `{"type": "snapshot", "project_id", "counts", "total", "images": [...]}` first, and again
-  after a `resync` (the API lost its event feed for a moment);
-- `{"type": "state", "image_id", "project_id", "state", "error_code"}`;
-- `{"type": "version", "image_id", "project_id", "version", "width", "height", "url"}`;
+- `{"type": "snapshot", "project_id", "counts", "total", "images": [...], "next_cursor",
+  "order": "newest", "last_event_id"}` first, and again after a `resync` (the API lost its
+  event feed for a moment). `images` is the newest page in the spec's summary shape, and
+  the message is at most 256 KB whatever the project's size: read the rest with
+  `GET /projects/{id}/images?cursor=<next_cursor>`;
+- `{"type": "state", "id", "image_id", "project_id", "state", "error_code"}`;
+- `{"type": "version", "id", "image_id", "project_id", "version", "width", "height", "url"}`;
 - `{"type": "ping"}` after `PING_SECONDS` of silence. A client may send `{"type": "ping"}`
   and gets `{"type": "pong"}`.
+
+Every event has an `id`. A client that reconnects with `?since=<the largest id it saw>`
+(or `last_event_id` of its snapshot) gets `{"type": "resumed", "since"}` and the events
+logged since instead of a snapshot; a few it saw already may come again (drop repeated
+ids). When the log no longer reaches back that far it gets a snapshot, as on a first
+connect.
 
 A client that cannot keep up is closed with 1013 and should reconnect. With keys
 (`AUTH_MODE=keys`), a client needs a token from `POST /projects/{id}/ws-token` (`?token=`)
@@ -30,22 +39,25 @@ from api.auth import AccessControl
 from api.dependency_errors import dependency_errors
 from api.errors import ServiceUnavailableError
 from api.events import Subscription
+from api.links import Linker
+from api.listing import snapshot
 from api.resources import Resources
-from api.views import project_public
 from api.ws_admission import KEY_REVOKED, ws_admission
+from core.events import last_event_id, replay
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
 
 PING_SECONDS = 20.0
 SEND_TIMEOUT_SECONDS = 10.0
-SNAPSHOT_LIMIT = 1000
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
 
 
 @router.websocket("/ws/projects/{project_id}")
-async def project_events(websocket: WebSocket, project_id: int, token: str | None = None) -> None:
+async def project_events(
+    websocket: WebSocket, project_id: int, token: str | None = None, since: int | None = None
+) -> None:
     resources: Resources = websocket.app.state.resources
     # Accepted first so that a refusal is a 1008 close with a reason, not a bare HTTP 403.
     await websocket.accept()
@@ -55,7 +67,7 @@ async def project_events(websocket: WebSocket, project_id: int, token: str | Non
     # Subscribe before reading the snapshot, so no change falls between the two.
     subscription = resources.events.subscribe(project_id)
     try:
-        await _send(websocket, await _snapshot(resources, project_id))
+        await _catch_up(websocket, resources, subscription, since)
         await _serve(websocket, subscription, resources, key_id)
     except (WebSocketDisconnect, TimeoutError):
         pass
@@ -82,15 +94,44 @@ async def _admitted(
     return True, admission.key_id
 
 
-async def _snapshot(resources: Resources, project_id: int) -> dict[str, Any]:
+async def _catch_up(
+    websocket: WebSocket, resources: Resources, subscription: Subscription, since: int | None
+) -> None:
+    """The events logged after `since`, or a snapshot when they cannot be replayed."""
+    project_id = subscription.project_id
+    if since is not None:
+
+        def read() -> list[dict[str, Any]] | None:
+            with resources.sessions() as session:
+                return replay(session, project_id, since)
+
+        events = await run_in_threadpool(read)
+        if events is not None:
+            await _send(websocket, {"type": "resumed", "since": since})
+            linker = _linker(websocket, resources)
+            for event in events:
+                subscription.seen.add(event["id"])
+                await _send(websocket, _with_url(event, linker))
+            return
+    await _send(websocket, await _snapshot(websocket, resources, project_id))
+
+
+async def _snapshot(websocket: WebSocket, resources: Resources, project_id: int) -> dict[str, Any]:
+    linker = _linker(websocket, resources)
+
     def build() -> dict[str, Any]:
         with resources.sessions() as session:
-            project = project_public(
-                session, resources.storage, project_id, SNAPSHOT_LIMIT, offset=0
-            )
-        return {"type": "snapshot", **project.model_dump(mode="json")}
+            # Read first: events after it reach the subscription, which already exists.
+            last_id = last_event_id(session)
+            return snapshot(session, linker, project_id, last_id)
 
     return await run_in_threadpool(build)
+
+
+def _linker(websocket: WebSocket, resources: Resources) -> Linker:
+    base = str(websocket.base_url)
+    http_base = "http" + base.removeprefix("ws") if base.startswith("ws") else base
+    return Linker(resources.links, http_base, resources.links.expiry())
 
 
 async def _serve(
@@ -118,20 +159,28 @@ async def _forward(websocket: WebSocket, subscription: Subscription, resources: 
         except TimeoutError:
             await _send(websocket, {"type": "ping"})
             continue
-        await _send(websocket, await _outgoing(event, subscription, resources))
+        if event.get("id") in subscription.seen:
+            continue  # replayed already, when this socket resumed
+        await _send(websocket, await _outgoing(websocket, event, subscription, resources))
     logger.info("closing a WebSocket of project %s that fell behind", subscription.project_id)
     await websocket.close(TRY_AGAIN_LATER, "too slow; reconnect for a fresh snapshot")
 
 
 async def _outgoing(
-    event: dict[str, Any], subscription: Subscription, resources: Resources
+    websocket: WebSocket, event: dict[str, Any], subscription: Subscription, resources: Resources
 ) -> dict[str, Any]:
     if event.get("type") == "resync":
-        return await _snapshot(resources, subscription.project_id)
-    if event.get("type") == "version":
-        event = dict(event)
-        key = event.pop("key")
-        event["url"] = resources.storage.presign_get(key, _media_type_of(key))
+        return await _snapshot(websocket, resources, subscription.project_id)
+    return _with_url(event, _linker(websocket, resources))
+
+
+def _with_url(event: dict[str, Any], linker: Linker) -> dict[str, Any]:
+    """A version event as clients see it: a link in place of the object key."""
+    if event.get("type") != "version" or "key" not in event:
+        return event
+    event = dict(event)
+    key = event.pop("key")
+    event["url"] = linker.link(event["project_id"], key, _media_type_of(key))
     return event
 
 

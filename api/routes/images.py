@@ -13,6 +13,7 @@ from api.auth import Principal
 from api.dependency_errors import dependency_errors
 from api.deps import (
     IdempotencyKeyDep,
+    LinkerDep,
     PrincipalDep,
     ResourcesDep,
     UploadQuotaDep,
@@ -211,11 +212,11 @@ async def confirm_image_upload(
 
 @router.get("/images/{image_id}", response_model=ImagePublic, responses=_errors(401, 404))
 async def read_image(
-    image_id: uuid.UUID, resources: ResourcesDep, principal: PrincipalDep
+    image_id: uuid.UUID, resources: ResourcesDep, principal: PrincipalDep, linker: LinkerDep
 ) -> ImagePublic:
     """One image: state, dimensions, error, a link per ready version, and live progress."""
     image = await _load_image(resources, image_id, principal)
-    public = await run_in_threadpool(image_public, image, resources.storage)
+    public = image_public(image, linker)
     if image.state in RUNNING_STATES:
         public.progress = await live_progress(
             resources.temporal, image.id, resources.settings.status_query_timeout_seconds

@@ -65,7 +65,7 @@ def test_upload_files_and_a_folder_then_status(product: Product, tmp_path: Path)
         ["original", "thumb", "big_thumb", "big_1920", "d2500"] * 4
     )
     thumb_url = next(url for name, _, url in links if name == "thumb")
-    assert httpx.get(thumb_url).status_code == 200
+    assert httpx.get(thumb_url, follow_redirects=True).status_code == 200
 
     status = imgproc(product.base_urls[1], "status", project)
 
