@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.cursors import Order, decode_cursor
+from api.cursors import Cursor, Order, decode_cursor
 from api.errors import UnprocessableError
 from api.links import Linker
-from api.queries import Page, count_by_state, list_project_images
+from api.queries import count_by_state, list_project_images, list_project_rows
 from api.schemas import ProjectImagesPublic, ProjectPublic
 from api.views import image_public, image_summaries
 
@@ -22,18 +22,10 @@ SNAPSHOT_PAGE = 100
 SNAPSHOT_MAX_BYTES = 256 * 1024
 
 
-def _page(
-    session: Session,
-    project_id: int,
-    limit: int,
-    offset: int,
-    cursor: str | None,
-    order: Order,
-) -> Page:
+def _position(offset: int, cursor: str | None) -> Cursor | None:
     if cursor is not None and offset:
         raise UnprocessableError("give `cursor` or `offset`, not both", code="invalid_cursor")
-    after = decode_cursor(cursor) if cursor is not None else None
-    return list_project_images(session, project_id, limit, offset=offset, after=after, order=order)
+    return decode_cursor(cursor) if cursor is not None else None
 
 
 def project_public(
@@ -45,8 +37,9 @@ def project_public(
     cursor: str | None = None,
     order: Order = Order.OLDEST,
 ) -> ProjectPublic:
+    after = _position(offset, cursor)
     counts = count_by_state(session, project_id)
-    page = _page(session, project_id, limit, offset, cursor, order)
+    page = list_project_images(session, project_id, limit, offset=offset, after=after, order=order)
     return ProjectPublic(
         project_id=project_id,
         counts=counts,
@@ -65,8 +58,9 @@ def project_images(
     cursor: str | None = None,
     order: Order = Order.OLDEST,
 ) -> ProjectImagesPublic:
+    after = _position(offset, cursor)
     counts = count_by_state(session, project_id)
-    page = _page(session, project_id, limit, offset, cursor, order)
+    page = list_project_rows(session, project_id, limit, offset=offset, after=after, order=order)
     return ProjectImagesPublic(
         images=image_summaries(page.images, linker),
         limit=limit,
@@ -84,7 +78,7 @@ def snapshot(
     counts = count_by_state(session, project_id)
     limit = SNAPSHOT_PAGE
     while True:
-        page = list_project_images(session, project_id, limit, order=Order.NEWEST)
+        page = list_project_rows(session, project_id, limit, order=Order.NEWEST)
         message = {
             "type": "snapshot",
             "project_id": project_id,

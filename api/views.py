@@ -7,7 +7,9 @@ never for an image in `error`, so nothing a client posted unverified is ever ser
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from api.links import Linker
 from api.schemas import ImageError, ImagePublic, ImageSummary, VersionPublic
@@ -19,7 +21,33 @@ from core.presets import ORIGINAL, PRESET_NAMES, VERSION_NAMES
 UNLINKED_STATES = frozenset({ImageState.INIT, ImageState.ERROR})
 
 
-def original_link(image: Image, linker: Linker) -> str | None:
+class LinkableVersion(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+class LinkableImage(Protocol):
+    """An ORM `Image`, or the plain row `api.queries.ImageRow` a listing reads."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def project_id(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def source_key(self) -> str: ...
+    @property
+    def format(self) -> str | None: ...
+    @property
+    def versions(self) -> Iterable[LinkableVersion]: ...
+
+
+def original_link(image: LinkableImage, linker: Linker) -> str | None:
     """The sealed original (images from before sealing were uploaded to that key), once
     verified, as a download of its verified type."""
     sealed = image.source_key.startswith(ORIGINALS_PREFIX)
@@ -29,7 +57,7 @@ def original_link(image: Image, linker: Linker) -> str | None:
     return linker.link(image.project_id, image.source_key, content_type, attachment=True)
 
 
-def version_links(image: Image, linker: Linker) -> dict[str, str | None]:
+def version_links(image: LinkableImage, linker: Linker) -> dict[str, str | None]:
     links: dict[str, str | None] = dict.fromkeys(VERSION_NAMES)
     links[ORIGINAL] = original_link(image, linker)
     for version in image.versions:
@@ -38,7 +66,7 @@ def version_links(image: Image, linker: Linker) -> dict[str, str | None]:
     return links
 
 
-def image_summary(image: Image, linker: Linker) -> ImageSummary:
+def image_summary(image: LinkableImage, linker: Linker) -> ImageSummary:
     return ImageSummary(
         image_id=image.id,
         state=ImageState(image.state),
@@ -47,7 +75,7 @@ def image_summary(image: Image, linker: Linker) -> ImageSummary:
     )
 
 
-def image_summaries(images: Sequence[Image], linker: Linker) -> list[ImageSummary]:
+def image_summaries(images: Sequence[LinkableImage], linker: Linker) -> list[ImageSummary]:
     return [image_summary(image, linker) for image in images]
 
 
