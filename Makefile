@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # `make run WORKERS=4`: how many worker processes; unset means one per CPU core.
 WORKERS ?=
 
-.PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke clean lock lock-upgrade
+.PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke bench-scale-smoke clean lock lock-upgrade
 
 install: $(STAMP)
 
@@ -69,7 +69,14 @@ bench: install
 	$(BIN)/python -m bench.compute
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.ingress
+	$(BIN)/python -m bench.listing
+	$(BIN)/python -m bench.soak
 
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install
 	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json
+
+## Short passes of the listing bench (20 000 rows) and the API soak (30 s), for CI (~2 min).
+bench-scale-smoke: install
+	$(BIN)/python -m bench.listing --rows 20000 --repeats 20 --results-key listing-smoke
+	$(BIN)/python -m bench.soak --duration 30 --pollers 5 --results-key soak-smoke
