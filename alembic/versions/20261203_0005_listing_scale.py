@@ -6,7 +6,7 @@ Create Date: 2026-12-03
 
 - `ix_images_project_id_created_at_id` serves the keyset order (created_at, id) of a
   project in both directions; it replaces the (project_id, created_at) index it extends.
-- `project_state_counts` holds the images per (project, state), kept by a trigger in the
+- `project_state_counts` holds the images per (project, state), kept by triggers in the
   transaction that changes `images`, so counts cost a few rows instead of a scan of the
   project. The migration backfills it from the rows already there.
 - `event_log`: every published event, append-only, ids from its sequence, pruned by age
@@ -24,28 +24,41 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Deltas are applied in (project, state) order, so two transactions that move images
-# between the same two states always lock the two counter rows in the same order.
-COUNT_FUNCTION = """
-CREATE FUNCTION images_count_states() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.state = OLD.state AND NEW.project_id = OLD.project_id THEN
-        RETURN NULL;
-    END IF;
+# Statement-level, over the transition tables: one upsert per (project, state) a statement
+# changes, so a bulk insert of a million rows costs one, and an update that leaves the
+# state alone (most do: updated_at, dimensions) touches no counter row. Deltas are applied
+# in (project, state) order, so two transactions moving images between the same two
+# states lock the counter rows in the same order.
+APPLY_DELTAS = """
     INSERT INTO project_state_counts AS c (project_id, state, images)
-    SELECT d.project_id, d.state, sum(d.delta)
-    FROM (
-        SELECT NEW.project_id, NEW.state, 1 WHERE TG_OP IN ('INSERT', 'UPDATE')
-        UNION ALL
-        SELECT OLD.project_id, OLD.state, -1 WHERE TG_OP IN ('UPDATE', 'DELETE')
-    ) AS d(project_id, state, delta)
+    SELECT d.project_id, d.state, sum(d.delta) FROM ({rows}) AS d(project_id, state, delta)
     GROUP BY d.project_id, d.state
+    HAVING sum(d.delta) <> 0
     ORDER BY d.project_id, d.state
     ON CONFLICT (project_id, state) DO UPDATE SET images = c.images + EXCLUDED.images;
+"""
+NEW_ROWS = "SELECT project_id, state, 1 FROM new_rows"
+OLD_ROWS = "SELECT project_id, state, -1 FROM old_rows"
+COUNT_FUNCTION = f"""
+CREATE FUNCTION images_count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {APPLY_DELTAS.format(rows=NEW_ROWS)}
+    ELSIF TG_OP = 'DELETE' THEN
+        {APPLY_DELTAS.format(rows=OLD_ROWS)}
+    ELSE
+        {APPLY_DELTAS.format(rows=f"{NEW_ROWS} UNION ALL {OLD_ROWS}")}
+    END IF;
     RETURN NULL;
 END
 $$
 """
+# Postgres allows transition tables only on single-event triggers.
+COUNT_TRIGGERS = {
+    "images_count_inserts": ("INSERT", "NEW TABLE AS new_rows"),
+    "images_count_updates": ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+    "images_count_deletes": ("DELETE", "OLD TABLE AS old_rows"),
+}
 TRUNCATE_FUNCTION = """
 CREATE FUNCTION images_truncate_counts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -76,10 +89,11 @@ def upgrade() -> None:
     )
     op.execute(COUNT_FUNCTION)
     op.execute(TRUNCATE_FUNCTION)
-    op.execute(
-        "CREATE TRIGGER images_count_states AFTER INSERT OR DELETE OR UPDATE OF state, "
-        "project_id ON images FOR EACH ROW EXECUTE FUNCTION images_count_states()"
-    )
+    for name, (event, tables) in COUNT_TRIGGERS.items():
+        op.execute(
+            f"CREATE TRIGGER {name} AFTER {event} ON images REFERENCING {tables} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION images_count_states()"
+        )
     op.execute(
         "CREATE TRIGGER images_truncate_counts AFTER TRUNCATE ON images "
         "FOR EACH STATEMENT EXECUTE FUNCTION images_truncate_counts()"
@@ -103,7 +117,8 @@ def downgrade() -> None:
     op.drop_index("ix_event_log_project_id_id", table_name="event_log")
     op.drop_table("event_log")
     op.execute("DROP TRIGGER images_truncate_counts ON images")
-    op.execute("DROP TRIGGER images_count_states ON images")
+    for name in COUNT_TRIGGERS:
+        op.execute(f"DROP TRIGGER {name} ON images")
     op.execute("DROP FUNCTION images_truncate_counts()")
     op.execute("DROP FUNCTION images_count_states()")
     op.drop_table("project_state_counts")
