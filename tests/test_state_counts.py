@@ -14,12 +14,8 @@ COUNTS = "SELECT state, images FROM project_state_counts WHERE project_id = :p A
 
 def counts(engine: Engine, project_id: int) -> tuple[dict[str, int], dict[str, int]]:
     with engine.connect() as connection:
-        expected: dict[str, int] = dict(
-            connection.execute(text(GROUP_BY), {"p": project_id}).tuples().all()
-        )
-        kept: dict[str, int] = dict(
-            connection.execute(text(COUNTS), {"p": project_id}).tuples().all()
-        )
+        expected = {row[0]: row[1] for row in connection.execute(text(GROUP_BY), {"p": project_id})}
+        kept = {row[0]: row[1] for row in connection.execute(text(COUNTS), {"p": project_id})}
     return expected, kept
 
 
