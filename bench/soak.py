@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -107,9 +108,10 @@ async def uploader(
 
 
 def rss_by_process(product: Product) -> dict[str, int]:
-    """RSS of the API, each worker, and each service (by command), in bytes."""
+    """RSS of the API, each worker, and each service this bench started (by command)."""
     named = {product.api.pid: "api"} | {w.pid: f"worker-{i}" for i, w in enumerate(product.workers)}
-    totals: dict[str, int] = {}
+    parents: dict[int, int] = {}
+    found: dict[int, tuple[str, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -119,11 +121,26 @@ def rss_by_process(product: Product) -> dict[str, int]:
             )
         except (OSError, ValueError):
             continue
-        name = named.get(int(entry.name)) or status["Name"].strip()
-        if name in named.values() or name in ("postgres", "temporal", "weed"):
-            rss = int(status.get("VmRSS", "0 kB").split()[0]) * 1024
+        pid = int(entry.name)
+        parents[pid] = int(status["PPid"])
+        rss = int(status.get("VmRSS", "0 kB").split()[0]) * 1024
+        found[pid] = (named.get(pid) or status["Name"].strip(), rss)
+    totals: dict[str, int] = {}
+    for pid, (name, rss) in found.items():
+        if _descends_from_us(pid, parents) and (
+            name in named.values() or name in ("postgres", "temporal", "weed")
+        ):
             totals[name] = totals.get(name, 0) + rss
     return totals
+
+
+def _descends_from_us(pid: int, parents: dict[int, int]) -> bool:
+    """Only this bench's own services: other stacks may run on the same machine."""
+    while pid > 1:
+        pid = parents.get(pid, 0)
+        if pid == os.getpid():
+            return True
+    return False
 
 
 async def sample_rss(product: Product, run: Run, deadline: float) -> None:

@@ -163,7 +163,7 @@ async def _forward(websocket: WebSocket, subscription: Subscription, resources: 
             continue  # replayed already, when this socket resumed
         await _send(websocket, await _outgoing(websocket, event, subscription, resources))
     logger.info("closing a WebSocket of project %s that fell behind", subscription.project_id)
-    await websocket.close(TRY_AGAIN_LATER, "too slow; reconnect for a fresh snapshot")
+    await websocket.close(TRY_AGAIN_LATER, "too slow; reconnect with since=<last event id>")
 
 
 async def _outgoing(
