@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from websockets.asyncio.client import connect
@@ -125,22 +126,33 @@ def rss_by_process(product: Product) -> dict[str, int]:
         parents[pid] = int(status["PPid"])
         rss = int(status.get("VmRSS", "0 kB").split()[0]) * 1024
         found[pid] = (named.get(pid) or status["Name"].strip(), rss)
+    roots = {os.getpid(), *_postmaster(product)}
     totals: dict[str, int] = {}
     for pid, (name, rss) in found.items():
-        if _descends_from_us(pid, parents) and (
+        if _descends_from(pid, parents, roots) and (
             name in named.values() or name in ("postgres", "temporal", "weed")
         ):
             totals[name] = totals.get(name, 0) + rss
     return totals
 
 
-def _descends_from_us(pid: int, parents: dict[int, int]) -> bool:
+def _descends_from(pid: int, parents: dict[int, int], roots: set[int]) -> bool:
     """Only this bench's own services: other stacks may run on the same machine."""
     while pid > 1:
-        pid = parents.get(pid, 0)
-        if pid == os.getpid():
+        if pid in roots:
             return True
+        pid = parents.get(pid, 0)
     return False
+
+
+def _postmaster(product: Product) -> list[int]:
+    """The stack's Postgres server, which pg_ctl detaches from this process."""
+    query = parse_qs(urlsplit(product.env.get("DATABASE_URL", "")).query)
+    pid_file = Path(query.get("host", [""])[0]) / "postmaster.pid"
+    try:
+        return [int(pid_file.read_text().split()[0])]
+    except (OSError, ValueError, IndexError):
+        return []
 
 
 async def sample_rss(product: Product, run: Run, deadline: float) -> None:
