@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python -m bench.ingress
 	$(BIN)/python -m bench.listing
 	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.webhooks
 
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install

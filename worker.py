@@ -1,9 +1,11 @@
 """The worker entry point: `python worker.py`. Start more processes to add capacity.
 
 Each process has one Temporal client, one S3 client and one database pool, and runs the
-synchronous activities on a thread pool sized to its activity concurrency. It polls two
-task queues: the shared one (workflows and every activity), and one of its own, where the
-resizes of the images it prepared come back to the decoded copies it holds in memory.
+synchronous activities on a thread pool sized to its activity concurrency. It polls three
+task queues: the shared one (workflows and every activity), one of its own, where the
+resizes of the images it prepared come back to the decoded copies it holds in memory, and
+the webhook delivery queue (`<queue>-webhooks`), whose attempts have slots of their own.
+A background task (the outbox relay) starts webhook deliveries whose start was lost.
 
 On SIGTERM or SIGINT it stops taking new work, lets in-flight activities finish and the
 copies it holds be rendered, all within the grace period. At start it creates the
@@ -45,6 +47,10 @@ from activities.metrics import (
     serve_worker_metrics,
 )
 from activities.uploads import UploadActivities
+from activities.webhook_metrics import DeliveryMetrics
+from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
+from activities.webhook_relay import run_relay
+from activities.webhooks import WebhookActivities
 from activities.working_copies import WorkingCopies
 from core import vips_engine
 from core.db import make_engine, make_sessionmaker
@@ -53,8 +59,10 @@ from core.schedules import ensure_cleanup_schedule
 from core.settings import Settings, get_settings
 from core.storage import Storage
 from core.temporal import connect_temporal
+from core.webhooks.contracts import delivery_queue_for
 from workflows.cleanup import CleanupStagingWorkflow
 from workflows.image_processing import ImageProcessingWorkflow
+from workflows.webhooks import WebhookDeliveryWorkflow
 
 logger = logging.getLogger("worker")
 # A held copy nobody rendered within this time is dropped (its image was prepared again).
@@ -71,6 +79,8 @@ class ProcessActivities:
     render: list[Callable[..., Any]]
     render_queue: str
     copies: WorkingCopies
+    # Webhook attempts: on the delivery queue, with slots of their own.
+    webhooks: list[Callable[..., Any]]
 
 
 def render_queue_for(settings: Settings) -> str:
@@ -79,22 +89,31 @@ def render_queue_for(settings: Settings) -> str:
     return f"{settings.temporal_task_queue}-render-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def build_activities(settings: Settings, sessions: sessionmaker[Session]) -> ProcessActivities:
+def build_activities(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    starter: DeliveryStarter | None = None,
+    metrics: WorkerMetrics | None = None,
+) -> ProcessActivities:
+    """`starter` starts the webhook deliveries final image states record (none without)."""
     storage = Storage.from_settings(settings)
     copies = WorkingCopies(
         settings.worker_working_copies_mb * 1024 * 1024, WORKING_COPY_MAX_AGE_SECONDS
     )
     render_queue = render_queue_for(settings)
-    images = ImageActivities(storage, sessions, settings, render_queue, copies)
+    hooks = WebhookOutbox(sessions, starter)
+    images = ImageActivities(storage, sessions, settings, render_queue, copies, hooks)
+    delivery_metrics = DeliveryMetrics(metrics.registry if metrics else None)
     return ProcessActivities(
         shared=[
             *images.all(),
-            *UploadActivities(storage, sessions, settings).all(),
+            *UploadActivities(storage, sessions, settings, hooks).all(),
             *CleanupActivities(storage, sessions, settings).all(),
         ],
         render=[images.resize],
         render_queue=render_queue,
         copies=copies,
+        webhooks=list(WebhookActivities(storage, sessions, settings, delivery_metrics).all()),
     )
 
 
@@ -132,8 +151,32 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
 
 
 def executor_threads(settings: Settings) -> int:
-    """Enough threads for both queues' activity slots."""
-    return 2 * settings.worker_max_concurrent_activities
+    """Enough threads for every queue's activity slots, so none waits for another's threads."""
+    return (
+        2 * settings.worker_max_concurrent_activities + settings.webhook_max_concurrent_deliveries
+    )
+
+
+def build_delivery_worker(
+    client: Client,
+    settings: Settings,
+    activities: Sequence[Callable[..., Any]],
+    executor: ThreadPoolExecutor,
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
+    """Webhook deliveries on their own queue and slots: a slow receiver takes one of these
+    (for its 10 s at most), never an image activity's slot or place in the queue."""
+    return Worker(
+        client,
+        task_queue=delivery_queue_for(settings.temporal_task_queue),
+        workflows=[WebhookDeliveryWorkflow],
+        activities=activities,
+        activity_executor=executor,
+        max_concurrent_activities=settings.webhook_max_concurrent_deliveries,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        interceptors=interceptors,
+        workflow_runner=workflow_runner(settings),
+    )
 
 
 @asynccontextmanager
@@ -149,8 +192,11 @@ async def running_workers(
         client, settings, activities.render, executor, activities.render_queue, interceptors
     )
     shared = build_worker(client, settings, activities.shared, executor, None, interceptors)
+    deliveries = build_delivery_worker(
+        client, settings, activities.webhooks, executor, interceptors
+    )
     async with render:
-        async with shared:
+        async with shared, deliveries:
             yield
         drain = min(MAX_DRAIN_SECONDS, settings.worker_graceful_shutdown_seconds / 3)
         if not await asyncio.to_thread(activities.copies.wait_until_empty, drain):
@@ -170,18 +216,24 @@ async def run_worker(settings: Settings) -> None:
     client = await connect_temporal(settings, runtime=sdk_metrics_runtime(settings))
     await keep_schedules(client, settings)
     engine = make_engine(settings)
-    activities = build_activities(settings, make_sessionmaker(engine))
-    stop = asyncio.Event()
+    sessions = make_sessionmaker(engine)
     loop = asyncio.get_running_loop()
+    metrics = WorkerMetrics()
+    starter = DeliveryStarter(client, loop, settings)
+    activities = build_activities(settings, sessions, starter, metrics)
+    stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    metrics = WorkerMetrics()
     interceptors = [ObservabilityInterceptor(metrics)]
     with (
         serve_worker_metrics(settings, metrics),
         ThreadPoolExecutor(max_workers=executor_threads(settings)) as executor,
     ):
-        async with running_workers(client, settings, activities, executor, interceptors):
+        async with (
+            running_workers(client, settings, activities, executor, interceptors),
+            asyncio.TaskGroup() as background,
+        ):
+            background.create_task(run_relay(client, settings, sessions, stop))
             logger.info(
                 "worker polling %s and %s on %s",
                 settings.temporal_task_queue,

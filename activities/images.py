@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import classify_errors, public_message
 from activities.metrics import count_bytes_in
 from activities.records import ImageRecords
+from activities.webhook_outbox import WebhookOutbox
 from activities.working_copies import WorkingCopies
 from core.contracts import (
     DISCARD_ACTIVITY,
@@ -64,9 +65,10 @@ class ImageActivities:
         settings: Settings,
         render_queue: str,
         copies: WorkingCopies,
+        hooks: WebhookOutbox | None = None,
     ) -> None:
         self._storage = storage
-        self._records = ImageRecords(sessions)
+        self._records = ImageRecords(sessions, hooks)
         self._settings = settings
         self._limits = limits_from(settings)
         self._render_queue = render_queue

@@ -11,16 +11,21 @@ from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from activities.webhook_outbox import WebhookOutbox
 from core.contracts import RESUMABLE_ERROR_TYPES, ImageState, ResizeResult
 from core.events import publish, state_event, version_event
 from core.models import Image, Version
 
 
 class ImageRecords:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """`hooks` records an image's webhook deliveries with its final state (none by default)."""
+
+    def __init__(self, sessions: sessionmaker[Session], hooks: WebhookOutbox | None = None) -> None:
         self._sessions = sessions
+        self._hooks = hooks or WebhookOutbox(sessions, None)
 
     def set_state(self, image_id: uuid.UUID, state: ImageState) -> None:
+        deliveries: list[str] = []
         with self._sessions.begin() as session:
             project_id = session.scalar(
                 update(Image)
@@ -30,6 +35,8 @@ class ImageRecords:
             )
             if project_id is not None:
                 publish(session, state_event(image_id, project_id, state.value))
+                deliveries = self._hooks.record(session, image_id, project_id, state)
+        self._hooks.dispatch(image_id, state, deliveries)
 
     def set_source_details(
         self, image_id: uuid.UUID, image_format: str, width: int, height: int
@@ -86,6 +93,7 @@ class ImageRecords:
 
     def set_error(self, image_id: uuid.UUID, code: str, message: str) -> list[str]:
         """End the image in `error` without versions; answer the keys the versions had."""
+        deliveries: list[str] = []
         with self._sessions.begin() as session:
             keys = list(
                 session.scalars(
@@ -100,6 +108,8 @@ class ImageRecords:
             )
             if project_id is not None:
                 publish(session, state_event(image_id, project_id, ImageState.ERROR, code))
+                deliveries = self._hooks.record(session, image_id, project_id, ImageState.ERROR)
+        self._hooks.dispatch(image_id, ImageState.ERROR, deliveries)
         return keys
 
     def upsert_version(self, image_id: uuid.UUID, project_id: int, result: ResizeResult) -> None:

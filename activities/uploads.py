@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify_errors
 from activities.records import ImageRecords
+from activities.webhook_outbox import WebhookOutbox
 from core.contracts import (
     EXPIRE_UPLOAD_ACTIVITY,
     SEAL_ORIGINAL_ACTIVITY,
@@ -37,10 +38,14 @@ from core.storage import ObjectChangedError, ObjectMissingError, Storage
 
 class UploadActivities:
     def __init__(
-        self, storage: Storage, sessions: sessionmaker[Session], settings: Settings
+        self,
+        storage: Storage,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        hooks: WebhookOutbox | None = None,
     ) -> None:
         self._storage = storage
-        self._records = ImageRecords(sessions)
+        self._records = ImageRecords(sessions, hooks)
         self._max_bytes = settings.max_upload_bytes
         self._limits = limits_from(settings)
 

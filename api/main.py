@@ -26,7 +26,7 @@ from api.observability import (
 )
 from api.resources import Resources
 from api.routes import events as event_routes
-from api.routes import health, images, links, projects
+from api.routes import health, images, links, projects, webhooks
 from api.routes.page import install_page
 from api.schemas import ErrorPublic
 from api.upload_slots import UploadSlots
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)
+    app.include_router(webhooks.router)
     app.include_router(event_routes.router)
     app.include_router(links.router)
     install_docs(app)

@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.contracts import ImageState
 
+# The image document lives in core (the webhook activities send it too).
+from core.documents import ImageError as ImageError
+from core.documents import ImagePublic as ImagePublic
+from core.documents import ImageSummary as ImageSummary
+from core.documents import ProgressPublic as ProgressPublic
+from core.documents import VersionPublic as VersionPublic
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["unsupported_format"])
@@ -48,49 +55,6 @@ class ImageUploadLink(BaseModel):
     workflow_id: str
     status_url: str
     confirm_url: str
-
-
-class VersionPublic(BaseModel):
-    url: str
-    width: int
-    height: int
-    bytes: int
-    content_type: str
-
-
-class ImageError(BaseModel):
-    code: str
-    message: str | None
-
-
-class ImageSummary(BaseModel):
-    """One image in the spec's shape: each version is a link, or null until ready."""
-
-    image_id: uuid.UUID
-    state: ImageState
-    project_id: int
-    versions: dict[str, str | None]
-
-
-class ProgressPublic(BaseModel):
-    """Live progress from the running workflow."""
-
-    state: ImageState
-    versions_done: list[str]
-    versions_total: int
-
-
-class ImagePublic(ImageSummary):
-    original_filename: str | None
-    format: str | None
-    width: int | None
-    height: int | None
-    bytes: int | None
-    error: ImageError | None
-    version_details: dict[str, VersionPublic]
-    progress: ProgressPublic | None = None
-    created_at: datetime
-    updated_at: datetime
 
 
 class ProjectImagesPublic(BaseModel):

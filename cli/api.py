@@ -157,3 +157,8 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(response.status_code, "unexpected_answer", "the API answered no object")
     return body
+
+
+# For commands that only send a request and read its object (see cli/webhooks.py).
+send = _send
+json_object = _json

@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cli import commands
+from cli import commands, webhooks
 from cli.api import DEFAULT_URL, Connection
 from cli.errors import ApiError, CliError
 from cli.outcome import ExitCode
@@ -49,6 +49,15 @@ def main(
             args.paths, args.project, args.wait, args.jobs, args.timeout
         )
         return _run(commands.upload(options, connection, consoles, transport), consoles.err)
+    if args.command == "webhooks":
+        hooks = webhooks.WebhookOptions(
+            args.action,
+            args.project,
+            getattr(args, "hook_url", None),
+            tuple(getattr(args, "event", None) or webhooks.EVENTS),
+            getattr(args, "webhook_id", None),
+        )
+        return _run(webhooks.webhooks(hooks, connection, consoles, transport), consoles.err)
     return _run(commands.status(args.project, connection, consoles, transport), consoles.err)
 
 
@@ -79,7 +88,24 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     status = subcommands.add_parser("status", help="a project's images as a table", **common)
     status.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    _webhook_commands(subcommands, common)
     return parser
+
+
+def _webhook_commands(subcommands: Any, common: dict[str, Any]) -> None:
+    hooks = subcommands.add_parser("webhooks", help="a project's webhook endpoints", **common)
+    actions = hooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add an endpoint; prints its secret once", **common)
+    add.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    add.add_argument("hook_url", metavar="URL", help="where events are POSTed (https)")
+    add.add_argument(
+        "--event", "-e", action="append", choices=webhooks.EVENTS, help="repeat; default both"
+    )
+    listing = actions.add_parser("list", help="the project's endpoints", **common)
+    listing.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    remove = actions.add_parser("rm", help="remove an endpoint", **common)
+    remove.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    remove.add_argument("webhook_id", metavar="ID", help="the endpoint's id")
 
 
 def _connection_options(

@@ -182,6 +182,8 @@ def configure_logging(level: str, log_format: LogFormat = "text") -> None:
     redact_request_logs()
     # libvips reports every operation at INFO.
     logging.getLogger("pyvips").setLevel(logging.WARNING)
+    # httpx logs every request's URL at INFO: a webhook URL may carry a receiver's token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if log_format == "json":
         _route_uvicorn_to_root()
         # The JSON line carries the ids as fields; temporalio would also append its

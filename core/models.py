@@ -129,8 +129,8 @@ class UploadWindow(Base):
 
 
 class ProjectStateCount(Base):
-    """Images per (project, state), kept by the `images_count_states` trigger (migration
-    0005) in the transaction that changes `images`: never written by the application."""
+    """Images per (project, state), kept by the `images_count_*` triggers (migration 0006)
+    in the statement that changes `images`: never written by the application."""
 
     __tablename__ = "project_state_counts"
 
@@ -152,3 +152,57 @@ class EventLog(Base):
     project_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     payload: Mapped[str] = mapped_column(Text)
+
+
+class WebhookEndpoint(Base):
+    """A URL a project's events are posted to. The secret signs them (Standard Webhooks)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_project_id", "project_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    # Kept as is: every delivery signs with it. Shown to the client only at creation and
+    # rotation, never in a list answer or a log line.
+    secret: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    # Why it was turned off: `disabled` (by a client) or `gone` (the receiver answered 410).
+    disabled_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint (the outbox row), and what its attempts got."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
+        Index("ix_webhook_deliveries_image_id", "image_id"),
+    )
+
+    # Deterministic (`core.webhooks.contracts.delivery_id_for`): it is also the
+    # `webhook-id` header receivers dedupe on.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    image_id: Mapped[uuid.UUID | None] = mapped_column()
+    run_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Manual redeliveries so far; each runs its own workflow (`...-r<n>`).
+    redeliveries: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # At most WEBHOOK_RESPONSE_BODY_BYTES (1 KiB) of the receiver's last answer.
+    response_body: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -152,6 +152,25 @@ class Settings(SecuritySettings):
     # GET /metrics counts images by state with one query, cached this long between scrapes.
     metrics_state_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
 
+    # Webhooks (docs/webhooks.md)
+    # Plain-http receiver URLs; off, only https ones are accepted and delivered to.
+    webhook_allow_http: bool = False
+    # Deliver to private, loopback, link-local, CGNAT and metadata addresses. Only the
+    # devstack and the tests turn it on: on a server it lets a client probe the network.
+    webhook_allow_private_networks: bool = False
+    # A delivery is retried with exponential backoff for this long (3 days), then given up.
+    webhook_retry_period_seconds: Annotated[float, Field(ge=1, le=30 * 24 * 3600)] = 3 * 24 * 3600
+    webhook_initial_retry_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    webhook_max_retry_interval_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600.0
+    # Attempts one worker process runs at once, on the delivery queue's own slots.
+    webhook_max_concurrent_deliveries: Annotated[int, Field(ge=1, le=256)] = 16
+    webhook_max_payload_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024
+    webhook_max_endpoints_per_project: Annotated[int, Field(ge=1, le=100)] = 10
+    # Every worker looks this often for deliveries recorded but never started (the process
+    # died between the commit and the start, and nothing retried it), older than the age.
+    webhook_relay_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    webhook_relay_age_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 120.0
+
     @field_validator("database_url")
     @classmethod
     def _require_psycopg_driver(cls, value: str) -> str:

@@ -30,6 +30,9 @@ from devstack.stack import LocalStack, StackPorts
 from devstack.supervisor import CrashLoopError, RestartPolicy, Supervisor
 from devstack.watchdog import orphan_watchdog
 
+# Local receivers (127.0.0.1, http) for trying webhooks out; the environment may override
+# them. A server never runs with these on (see docs/webhooks.md).
+DEV_WEBHOOK_ENV = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "WEBHOOK_ALLOW_HTTP": "true"}
 # Named explicitly: under `python -m` __name__ is "__main__".
 logger = logging.getLogger("devstack.run")
 # User-facing lines, printed without timestamps; configured in `configure_logging`.
@@ -159,6 +162,7 @@ def _serve(
 ) -> int:
     api_url = f"http://{LOOPBACK}:{args.api_port}"
     env = {
+        **DEV_WEBHOOK_ENV,
         **os.environ,
         **stack.env(),
         "AUTH_MODE": auth_mode(os.environ),
@@ -247,10 +251,23 @@ def _announce(stack: LocalStack, args: argparse.Namespace, api_url: str) -> None
         f"workers     {args.workers} processes (logs: {stack.logs_dir}/worker-*.log)",
         f"api         {api_url}  (docs: {api_url}/docs)",
         _auth_line(auth_mode(os.environ)),
+        _webhooks_line(),
         f"local mode binds {LOOPBACK} only; press Ctrl-C to stop",
     ]
     for line in lines:
         console.info(line)
+
+
+def _webhooks_line() -> str:
+    settings = {**DEV_WEBHOOK_ENV, **os.environ}
+    private = settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"].lower() in ("1", "true", "yes", "on")
+    plain = settings["WEBHOOK_ALLOW_HTTP"].lower() in ("1", "true", "yes", "on")
+    if not private:
+        return f"webhooks    public https receivers only{' (http allowed)' if plain else ''}"
+    return (
+        "webhooks    WEBHOOK_ALLOW_PRIVATE_NETWORKS is ON: deliveries may reach private and "
+        f"loopback addresses{' over http too' if plain else ''} (never on a server)"
+    )
 
 
 def _auth_line(mode: str) -> str:

@@ -25,6 +25,16 @@ from devstack.ports import free_port
 from tests.services import start_test_stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The receivers are on 127.0.0.1 over plain http, and retries must come within seconds.
+WEBHOOK_TEST_ENV = {
+    "WEBHOOK_ALLOW_HTTP": "true",
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+    "WEBHOOK_INITIAL_RETRY_SECONDS": "0.5",
+    "WEBHOOK_MAX_RETRY_INTERVAL_SECONDS": "1",
+    "WEBHOOK_RETRY_PERIOD_SECONDS": "300",
+    "WEBHOOK_RELAY_INTERVAL_SECONDS": "1",
+    "WEBHOOK_RELAY_AGE_SECONDS": "5",
+}
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +47,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 def settings(stack_env: dict[str, str]) -> Settings:
     values = {key.lower(): value for key, value in stack_env.items()}
     values["temporal_task_queue"] = f"test-{uuid.uuid4()}"
+    values.update({key.lower(): value for key, value in WEBHOOK_TEST_ENV.items()})
     # As `make run` does; the keyed and security fixtures start APIs with AUTH_MODE=keys.
     values["auth_mode"] = "open"
     # model_validate reads no environment or .env file: the suite sees only its own stack.
@@ -93,4 +104,5 @@ def subprocess_env(settings: Settings, stack_env: dict[str, str]) -> dict[str, s
         "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
         "AUTH_MODE": settings.auth_mode,
         "PYTHONUNBUFFERED": "1",
+        **WEBHOOK_TEST_ENV,
     }

@@ -34,6 +34,8 @@ TABLES = {
     "upload_windows",
     "project_state_counts",
     "event_log",
+    "webhook_endpoints",
+    "webhook_deliveries",
 }
 
 

@@ -78,6 +78,7 @@ def test_serves_until_sigterm_then_stops_everything(
     assert recorded == {key: local_stack.env()[key] for key in fake_app.RECORDED_KEYS}
     assert f"api         http://{LOOPBACK}:{api_port}" in output.read_text()
     assert "(external)" in output.read_text()
+    assert "WEBHOOK_ALLOW_PRIVATE_NETWORKS is ON" in output.read_text()
     # The app defaults to AUTH_MODE=keys; make run opens it, and says so.
     assert "auth        OPEN (AUTH_MODE=open, set by make run)" in output.read_text()
 

@@ -68,7 +68,14 @@ def _replaced(run: Run, victim: int, answers: list[bool]) -> bool:
     return victim not in workers and len(workers) == 2
 
 
+def _all_polling(run: Run) -> bool:
+    logs = list((run.data_dir / "logs").glob("worker-*.log"))
+    return len(logs) == 2 and all("worker polling" in log.read_text() for log in logs)
+
+
 def test_a_killed_worker_is_replaced_while_the_api_answers(run: Run) -> None:
+    # The API can be up before a loaded machine's workers poll: kill one that got there.
+    wait_until(lambda: _all_polling(run), 60, "workers polling", run.launcher)
     victim = min(run.children("worker.py"))
     os.kill(victim, signal.SIGKILL)
     answers: list[bool] = []

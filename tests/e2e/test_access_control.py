@@ -58,11 +58,14 @@ def stored(sessions: sessionmaker[Session], storage: Storage, project_id: int) -
 def every_route(project_id: int, image_id: uuid.UUID) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, path, request arguments) for each HTTP route that reads or writes a project."""
     link_body = {"filename": "x.jpg", "project_id": project_id}
+    webhook_body = {"url": "https://example.com/hook", "events": ["image.done"]}
     form = {"data": {"project_id": str(project_id)}, "files": {"file": ("x.jpg", JPEG)}}
     return [
         ("GET", f"/projects/{project_id}", {}),
         ("GET", f"/projects/{project_id}/images", {}),
         ("POST", f"/projects/{project_id}/ws-token", {}),
+        ("GET", f"/projects/{project_id}/webhooks", {}),
+        ("POST", f"/projects/{project_id}/webhooks", {"json": webhook_body}),
         ("GET", f"/images/{image_id}", {}),
         ("POST", f"/images/{image_id}/uploaded", {}),
         ("POST", "/upload_image", form),

@@ -26,7 +26,7 @@ from devstack.run import AppCommands
 from devstack.seaweed import S3Service, start_seaweedfs
 from devstack.stack import LocalStack, S3Credentials, StackPorts
 from devstack.temporal import TemporalService, start_temporal
-from tests.conftest import REPO_ROOT, alembic_config
+from tests.conftest import REPO_ROOT, WEBHOOK_TEST_ENV, alembic_config
 from tests.e2e.conftest import wait_for_health
 
 WORKERS = 2
@@ -155,6 +155,7 @@ def fault_product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultPro
             "AUTH_MODE": settings.auth_mode,
             "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "20",
             "PYTHONUNBUFFERED": "1",
+            **WEBHOOK_TEST_ENV,
         }
         product = FaultProduct(base, stack, settings, process_env)
         product.start_workers()

@@ -1,0 +1,100 @@
+"""One HTTP attempt of a delivery, to the address vetted for it, and what came back.
+
+The host is resolved once, every address it resolves to is vetted, and the request goes to
+that address (TLS still checks the certificate against the host name, through SNI). No
+proxy from the environment, no redirect followed, at most `RESPONSE_BODY_BYTES` read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import time
+from dataclasses import dataclass
+from functools import cached_property
+
+import httpx
+
+from core.webhooks.addresses import IPAddress, Target
+from core.webhooks.contracts import ATTEMPT_TIMEOUT_SECONDS, RESPONSE_BODY_BYTES
+
+USER_AGENT = "imgproc-webhooks/1"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: str  # at most RESPONSE_BODY_BYTES of it, decoded leniently
+    seconds: float
+
+
+def _pinned_url(target: Target, address: IPAddress) -> str:
+    host = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+    return f"{target.scheme}://{host}:{target.port}{target.path}"
+
+
+def _host_header(target: Target) -> str:
+    default = 443 if target.scheme == "https" else 80
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == default else f"{host}:{target.port}"
+
+
+class WebhookSender:
+    """Shared by the activity threads: the TLS context is built once (loading CAs is slow)."""
+
+    def __init__(
+        self, timeout_seconds: float = ATTEMPT_TIMEOUT_SECONDS, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self._timeout = timeout_seconds
+        self._given_tls = tls  # tests trust their own CA; None: the system's
+
+    @cached_property
+    def _tls(self) -> ssl.SSLContext:
+        # Built on first use, not at worker start; two threads racing build two, harmlessly.
+        return self._given_tls or ssl.create_default_context()
+
+    def post(
+        self, target: Target, address: IPAddress, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        """POST `body`; httpx errors (connect, TLS, timeout) propagate to the caller."""
+        started = time.monotonic()
+        request_headers = {
+            **headers,
+            "host": _host_header(target),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            # Raw bytes are read: a compressed answer could not be bounded by what is read.
+            "accept-encoding": "identity",
+        }
+        with (
+            httpx.Client(
+                verify=self._tls,
+                timeout=self._timeout,
+                follow_redirects=False,
+                trust_env=False,
+            ) as client,
+            client.stream(
+                "POST",
+                _pinned_url(target, address),
+                content=body,
+                headers=request_headers,
+                extensions={"sni_hostname": target.host},
+            ) as response,
+        ):
+            kept = _read_bounded(response, started + self._timeout)
+        return Answer(
+            response.status_code,
+            kept.decode("utf-8", errors="replace"),
+            time.monotonic() - started,
+        )
+
+
+def _read_bounded(response: httpx.Response, deadline: float) -> bytes:
+    """The first RESPONSE_BODY_BYTES of the body; the rest is never read (the connection
+    is closed), so a huge or endless answer costs nothing."""
+    kept = b""
+    for chunk in response.iter_raw():
+        kept += chunk
+        if len(kept) >= RESPONSE_BODY_BYTES or time.monotonic() > deadline:
+            break
+    return kept[:RESPONSE_BODY_BYTES]

@@ -1,0 +1,128 @@
+"""Webhooks: a project's endpoints, their signing secrets, and their deliveries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.dependency_errors import dependency_errors
+from api.deps import ScopedProjectDep, get_principal
+from api.guard import GuardedRoute
+from api.schemas import ErrorPublic
+from api.webhooks.deps import (
+    DeliveryIdPath,
+    WebhookDeliveriesDep,
+    WebhookEndpointsDep,
+    WebhookIdPath,
+)
+from api.webhooks.schemas import (
+    DeliveriesPublic,
+    DeliveryPublic,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPublic,
+    WebhookSecret,
+    WebhooksPublic,
+    WebhookUpdate,
+)
+
+# Every route here needs a key once any exists, whatever its own parameters say.
+router = APIRouter(
+    prefix="/projects/{project_id}/webhooks",
+    tags=["webhooks"],
+    dependencies=[Depends(get_principal)],
+    # The key is checked, and the JSON body bounded, before FastAPI reads the body.
+    route_class=GuardedRoute,
+)
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorPublic} for status in (401, 404, *statuses)}
+
+
+@router.post("", status_code=201, response_model=WebhookCreated, responses=_errors(409, 422))
+def create_webhook(
+    project_id: ScopedProjectDep, body: WebhookCreate, endpoints: WebhookEndpointsDep
+) -> WebhookCreated:
+    """Add an endpoint for `events`. The answer carries its signing secret, shown only now.
+
+    `url` must be https (unless WEBHOOK_ALLOW_HTTP) and reach a public address.
+    """
+    with dependency_errors():
+        return endpoints.create(project_id, body)
+
+
+@router.get("", response_model=WebhooksPublic, responses=_errors())
+def read_webhooks(project_id: ScopedProjectDep, endpoints: WebhookEndpointsDep) -> WebhooksPublic:
+    """The project's endpoints, oldest first, without their secrets."""
+    with dependency_errors():
+        return endpoints.list(project_id)
+
+
+@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=_errors(422))
+def update_webhook(
+    project_id: ScopedProjectDep,
+    webhook_id: WebhookIdPath,
+    body: WebhookUpdate,
+    endpoints: WebhookEndpointsDep,
+) -> WebhookPublic:
+    """Enable or disable an endpoint (one the receiver disabled with 410 Gone, too)."""
+    with dependency_errors():
+        return endpoints.set_enabled(project_id, webhook_id, body.enabled)
+
+
+@router.delete("/{webhook_id}", status_code=204, responses=_errors())
+def delete_webhook(
+    project_id: ScopedProjectDep, webhook_id: WebhookIdPath, endpoints: WebhookEndpointsDep
+) -> Response:
+    """Remove an endpoint and its delivery history; pending deliveries stop."""
+    with dependency_errors():
+        endpoints.delete(project_id, webhook_id)
+    return Response(status_code=204)
+
+
+@router.post("/{webhook_id}/rotate-secret", response_model=WebhookSecret, responses=_errors())
+def rotate_webhook_secret(
+    project_id: ScopedProjectDep, webhook_id: WebhookIdPath, endpoints: WebhookEndpointsDep
+) -> WebhookSecret:
+    """A new signing secret, shown only now; every attempt from now on is signed with it."""
+    with dependency_errors():
+        return endpoints.rotate(project_id, webhook_id)
+
+
+@router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic, responses=_errors())
+async def read_webhook_deliveries(
+    project_id: ScopedProjectDep,
+    webhook_id: WebhookIdPath,
+    deliveries: WebhookDeliveriesDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> DeliveriesPublic:
+    """The endpoint's deliveries, newest first: status, attempts, the last answer."""
+    with dependency_errors():
+        return await run_in_threadpool(deliveries.page, project_id, webhook_id, limit, offset)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=DeliveryPublic,
+    responses=_errors(409, 503),
+)
+async def redeliver_webhook(
+    project_id: ScopedProjectDep,
+    webhook_id: WebhookIdPath,
+    delivery_id: DeliveryIdPath,
+    deliveries: WebhookDeliveriesDep,
+) -> DeliveryPublic:
+    """Send a delivered or failed delivery again, with the same `webhook-id`.
+
+    409 `delivery_pending` while it is still being tried, `webhook_disabled` if the
+    endpoint is off.
+    """
+    with dependency_errors():
+        return await deliveries.redeliver(project_id, webhook_id, delivery_id)

@@ -1,0 +1,79 @@
+"""What clients send and receive about webhooks. Secrets appear only in `WebhookSecret`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.webhooks.addresses import MAX_URL_CHARS
+from core.webhooks.contracts import DeliveryStatus, WebhookEvent
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=1, max_length=MAX_URL_CHARS, examples=["https://example.com/hooks/imgproc"]
+    )
+    events: list[WebhookEvent] = Field(
+        min_length=1, max_length=len(WebhookEvent), examples=[["image.done", "image.error"]]
+    )
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+class WebhookPublic(BaseModel):
+    """An endpoint, without its secret."""
+
+    id: uuid.UUID
+    project_id: int
+    url: str
+    events: list[WebhookEvent]
+    enabled: bool
+    # `disabled` (turned off by a client) or `gone` (the receiver answered 410).
+    disabled_reason: str | None
+    created_at: datetime
+
+
+class WebhookSecret(BaseModel):
+    """The signing secret (`whsec_...`): shown now, and never again. Store it."""
+
+    id: uuid.UUID
+    secret: str
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str
+
+
+class WebhooksPublic(BaseModel):
+    webhooks: list[WebhookPublic]
+
+
+class DeliveryPublic(BaseModel):
+    id: str = Field(description="Also the `webhook-id` header receivers dedupe on.")
+    webhook_id: uuid.UUID
+    image_id: uuid.UUID | None
+    event: WebhookEvent
+    status: DeliveryStatus
+    attempts: int
+    redeliveries: int
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    response_body: str | None = Field(description="At most 1 KiB of the last answer.")
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class DeliveriesPublic(BaseModel):
+    deliveries: list[DeliveryPublic]
+    limit: int
+    offset: int
+    total: int
