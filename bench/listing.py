@@ -29,7 +29,7 @@ import httpx
 from sqlalchemy import Engine, create_engine, text
 from websockets.asyncio.client import connect
 
-from api.links import Linker, LinkSigner
+from api.status.links import Linker, LinkSigner
 from bench.common import (
     Product,
     configure_logging,
@@ -80,7 +80,7 @@ def fill(engine: Engine, rows: int) -> float:
 
 def deep_cursors(engine: Engine, rows: int, count: int) -> list[str]:
     """Cursors at random positions past 90% of the big project (found once, up front)."""
-    from api.cursors import Cursor, Order
+    from api.status.cursors import Cursor, Order
 
     cursors = []
     with engine.connect() as connection:

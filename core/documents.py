@@ -100,7 +100,7 @@ class LinkableVersion(Protocol):
 
 
 class LinkableImage(Protocol):
-    """An ORM `Image`, or the plain row `api.queries.ImageRow` a listing reads."""
+    """An ORM `Image`, or the plain row `api.status.queries.ImageRow` a listing reads."""
 
     @property
     def id(self) -> uuid.UUID: ...

@@ -33,17 +33,25 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AccessControl
-from api.dependency_errors import dependency_errors
-from api.errors import ServiceUnavailableError
-from api.events import Subscription
-from api.links import Linker
-from api.listing import snapshot
-from api.resources import Resources
-from api.ws_admission import KEY_REVOKED, ws_admission
+from api.access.auth import AccessControl
+from api.access.ws_admission import KEY_REVOKED, ws_admission
+from api.deps import (
+    AccessDep,
+    EventHubDep,
+    LinkSignerDep,
+    SessionsDep,
+    SettingsDep,
+    linker_for,
+)
+from api.errors import DEPENDENCY_ERRORS
+from api.status.hub import Subscription
+from api.status.links import Linker, LinkSigner
+from api.status.listing import snapshot
 from core.events import last_event_id, replay
+from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
@@ -56,122 +64,150 @@ POLICY_VIOLATION = 1008
 
 @router.websocket("/ws/projects/{project_id}")
 async def project_events(
-    websocket: WebSocket, project_id: int, token: str | None = None, since: int | None = None
+    websocket: WebSocket,
+    project_id: int,
+    sessions: SessionsDep,
+    signer: LinkSignerDep,
+    events: EventHubDep,
+    access: AccessDep,
+    settings: SettingsDep,
+    token: str | None = None,
+    since: int | None = None,
 ) -> None:
-    resources: Resources = websocket.app.state.resources
+    feed = ProjectFeed(websocket, project_id, sessions, signer, access, settings)
     # Accepted first so that a refusal is a 1008 close with a reason, not a bare HTTP 403.
     await websocket.accept()
-    admitted, key_id = await _admitted(websocket, resources, project_id, token)
+    admitted, key_id = await feed.admit(token)
     if not admitted:
         return
     # Subscribe before reading the snapshot, so no change falls between the two.
-    subscription = resources.events.subscribe(project_id)
+    subscription = events.subscribe(project_id)
     try:
-        await _catch_up(websocket, resources, subscription, since)
-        await _serve(websocket, subscription, resources, key_id)
+        await feed.catch_up(subscription, since)
+        await feed.serve(subscription, key_id)
     except (WebSocketDisconnect, TimeoutError):
         pass
     finally:
-        resources.events.unsubscribe(subscription)
+        events.unsubscribe(subscription)
 
 
-async def _admitted(
-    websocket: WebSocket, resources: Resources, project_id: int, token: str | None
-) -> tuple[bool, str | None]:
-    access: AccessControl = websocket.app.state.access
-    try:
-        with dependency_errors():
-            admission = await run_in_threadpool(
-                ws_admission, access, resources.sessions, websocket.headers, project_id, token
-            )
-    except ServiceUnavailableError:
-        await websocket.close(TRY_AGAIN_LATER, "the database is unavailable; retry")
-        return False, None
-    if admission.refusal is not None:
-        logger.info("refused a WebSocket for project %s: %s", project_id, admission.refusal)
-        await websocket.close(POLICY_VIOLATION, admission.refusal)
-        return False, None
-    return True, admission.key_id
+class ProjectFeed:
+    """One project's WebSocket: admission, the snapshot, then events and key checks."""
 
+    def __init__(
+        self,
+        websocket: WebSocket,
+        project_id: int,
+        sessions: sessionmaker[Session],
+        signer: LinkSigner,
+        access: AccessControl,
+        settings: Settings,
+    ) -> None:
+        self.websocket = websocket
+        self.project_id = project_id
+        self.sessions = sessions
+        self.signer = signer
+        self.access = access
+        self.settings = settings
 
-async def _catch_up(
-    websocket: WebSocket, resources: Resources, subscription: Subscription, since: int | None
-) -> None:
-    """The events logged after `since`, or a snapshot when they cannot be replayed."""
-    project_id = subscription.project_id
-    if since is not None:
-
-        def read() -> list[dict[str, Any]] | None:
-            with resources.sessions() as session:
-                return replay(session, project_id, since)
-
-        events = await run_in_threadpool(read)
-        if events is not None:
-            await _send(websocket, {"type": "resumed", "since": since})
-            linker = _linker(websocket, resources)
-            for event in events:
-                subscription.seen.add(event["id"])
-                await _send(websocket, _with_url(event, linker))
-            return
-    await _send(websocket, await _snapshot(websocket, resources, project_id))
-
-
-async def _snapshot(websocket: WebSocket, resources: Resources, project_id: int) -> dict[str, Any]:
-    linker = _linker(websocket, resources)
-
-    def build() -> dict[str, Any]:
-        with resources.sessions() as session:
-            # Read first: events after it reach the subscription, which already exists.
-            last_id = last_event_id(session)
-            return snapshot(session, linker, project_id, last_id)
-
-    return await run_in_threadpool(build)
-
-
-def _linker(websocket: WebSocket, resources: Resources) -> Linker:
-    base = str(websocket.base_url)
-    http_base = "http" + base.removeprefix("ws") if base.startswith("ws") else base
-    return Linker(resources.links, http_base, resources.links.expiry())
-
-
-async def _serve(
-    websocket: WebSocket, subscription: Subscription, resources: Resources, key_id: str | None
-) -> None:
-    tasks = {
-        asyncio.create_task(_forward(websocket, subscription, resources)),
-        asyncio.create_task(_receive(websocket)),
-    }
-    if key_id is not None:
-        tasks.add(asyncio.create_task(_watch_key(websocket, resources, key_id)))
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-            await task
-    for task in done:
-        task.result()
-
-
-async def _forward(websocket: WebSocket, subscription: Subscription, resources: Resources) -> None:
-    while not subscription.overflowed.is_set():
+    async def admit(self, token: str | None) -> tuple[bool, str | None]:
+        websocket, project_id = self.websocket, self.project_id
         try:
-            event = await asyncio.wait_for(subscription.queue.get(), PING_SECONDS)
-        except TimeoutError:
-            await _send(websocket, {"type": "ping"})
-            continue
-        if event.get("id") in subscription.seen:
-            continue  # replayed already, when this socket resumed
-        await _send(websocket, await _outgoing(websocket, event, subscription, resources))
-    logger.info("closing a WebSocket of project %s that fell behind", subscription.project_id)
-    await websocket.close(TRY_AGAIN_LATER, "too slow; reconnect with since=<last event id>")
+            admission = await run_in_threadpool(
+                ws_admission, self.access, self.sessions, websocket.headers, project_id, token
+            )
+        except DEPENDENCY_ERRORS:
+            # No exception handlers on a WebSocket: the same fault, as a close code.
+            await websocket.close(TRY_AGAIN_LATER, "the database is unavailable; retry")
+            return False, None
+        if admission.refusal is not None:
+            logger.info("refused a WebSocket for project %s: %s", project_id, admission.refusal)
+            await websocket.close(POLICY_VIOLATION, admission.refusal)
+            return False, None
+        return True, admission.key_id
 
+    async def catch_up(self, subscription: Subscription, since: int | None) -> None:
+        """The events logged after `since`, or a snapshot when they cannot be replayed."""
+        if since is not None:
 
-async def _outgoing(
-    websocket: WebSocket, event: dict[str, Any], subscription: Subscription, resources: Resources
-) -> dict[str, Any]:
-    if event.get("type") == "resync":
-        return await _snapshot(websocket, resources, subscription.project_id)
-    return _with_url(event, _linker(websocket, resources))
+            def read() -> list[dict[str, Any]] | None:
+                with self.sessions() as session:
+                    return replay(session, self.project_id, since)
+
+            events = await run_in_threadpool(read)
+            if events is not None:
+                await _send(self.websocket, {"type": "resumed", "since": since})
+                linker = self._linker()
+                for event in events:
+                    subscription.seen.add(event["id"])
+                    await _send(self.websocket, _with_url(event, linker))
+                return
+        await _send(self.websocket, await self.snapshot())
+
+    async def snapshot(self) -> dict[str, Any]:
+        linker = self._linker()
+
+        def build() -> dict[str, Any]:
+            with self.sessions() as session:
+                # Read first: events after it reach the subscription, which already exists.
+                last_id = last_event_id(session)
+                return snapshot(session, linker, self.project_id, last_id)
+
+        return await run_in_threadpool(build)
+
+    def _linker(self) -> Linker:
+        # Made per message: a socket outlives any one expiry window.
+        return linker_for(self.websocket, self.signer)
+
+    async def serve(self, subscription: Subscription, key_id: str | None) -> None:
+        tasks = {
+            asyncio.create_task(self._forward(subscription)),
+            asyncio.create_task(_receive(self.websocket)),
+        }
+        if key_id is not None:
+            tasks.add(asyncio.create_task(self._watch_key(key_id)))
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await task
+        for task in done:
+            task.result()
+
+    async def _forward(self, subscription: Subscription) -> None:
+        while not subscription.overflowed.is_set():
+            try:
+                event = await asyncio.wait_for(subscription.queue.get(), PING_SECONDS)
+            except TimeoutError:
+                await _send(self.websocket, {"type": "ping"})
+                continue
+            if event.get("id") in subscription.seen:
+                continue  # replayed already, when this socket resumed
+            await _send(self.websocket, await self._outgoing(event))
+        logger.info("closing a WebSocket of project %s that fell behind", self.project_id)
+        await self.websocket.close(
+            TRY_AGAIN_LATER, "too slow; reconnect with since=<last event id>"
+        )
+
+    async def _outgoing(self, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("type") == "resync":
+            return await self.snapshot()
+        return _with_url(event, self._linker())
+
+    async def _watch_key(self, key_id: str) -> None:
+        """Close the socket once its key is revoked or expires, within WS_KEY_CHECK_SECONDS."""
+        while True:
+            await asyncio.sleep(self.settings.ws_key_check_seconds)
+            try:
+                active = await run_in_threadpool(
+                    self.access.key_still_active, self.sessions, key_id
+                )
+            except DEPENDENCY_ERRORS:
+                continue  # cannot tell while Postgres is down; the next check decides
+            if not active:
+                logger.info("closing a WebSocket whose key %s is no longer active", key_id)
+                await self.websocket.close(POLICY_VIOLATION, KEY_REVOKED)
+                return
 
 
 def _with_url(event: dict[str, Any], linker: Linker) -> dict[str, Any]:
@@ -182,25 +218,6 @@ def _with_url(event: dict[str, Any], linker: Linker) -> dict[str, Any]:
     key = event.pop("key")
     event["url"] = linker.link(event["project_id"], key, _media_type_of(key))
     return event
-
-
-async def _watch_key(websocket: WebSocket, resources: Resources, key_id: str) -> None:
-    """Close the socket once its key is revoked or expires, within WS_KEY_CHECK_SECONDS."""
-    access: AccessControl = websocket.app.state.access
-    interval = resources.settings.ws_key_check_seconds
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            with dependency_errors():
-                active = await run_in_threadpool(
-                    access.key_still_active, resources.sessions, key_id
-                )
-        except ServiceUnavailableError:
-            continue  # cannot tell while Postgres is down; the next check decides
-        if not active:
-            logger.info("closing a WebSocket whose key %s is no longer active", key_id)
-            await websocket.close(POLICY_VIOLATION, KEY_REVOKED)
-            return
 
 
 def _media_type_of(key: str) -> str:

@@ -8,12 +8,12 @@ spec's shape, bounded, and costs the rows it skips.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.auth import OPEN_KEY_ID
-from api.cursors import MAX_CURSOR_CHARS, Order
+from api.access.auth import OPEN_KEY_ID
+from api.access.guard import GuardedRoute
 from api.deps import (
     AccessDep,
     LinkerDep,
@@ -22,10 +22,10 @@ from api.deps import (
     SessionDep,
     get_principal,
 )
-from api.errors import ApiError
-from api.guard import GuardedRoute
-from api.listing import project_images, project_public
-from api.schemas import ErrorPublic, ProjectImagesPublic, ProjectPublic, WsTokenPublic
+from api.errors import ApiError, ApiErrorCode
+from api.schemas import ProjectImagesPublic, ProjectPublic, WsTokenPublic, errors
+from api.status.cursors import MAX_CURSOR_CHARS, Order
+from api.status.listing import project_images, project_public
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -48,9 +48,7 @@ CursorQuery = Annotated[
     ),
 ]
 OrderQuery = Annotated[Order, Query(description="`oldest` first (default) or `newest` first.")]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic} for status in (401, 404, 422, 503)
-}
+_ERRORS = errors(401, 404, 422, 503)
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, responses=_ERRORS)
@@ -96,7 +94,9 @@ def create_ws_token(
         if principal.key_id is not None:
             # Keys stored in Postgres were created, but the API was started without a secret.
             logger.error("a WebSocket token was asked for, but WS_TOKEN_SECRET is not set")
-            raise ApiError("WS_TOKEN_SECRET is not configured", code="ws_token_secret_missing")
+            raise ApiError(
+                "WS_TOKEN_SECRET is not configured", code=ApiErrorCode.WS_TOKEN_SECRET_MISSING
+            )
         return WsTokenPublic(token=None, expires_at=None, ws_url=ws_url)
     token, expires_at = access.ws_tokens.issue(project_id, principal.key_id or OPEN_KEY_ID)
     return WsTokenPublic(token=token, expires_at=expires_at, ws_url=f"{ws_url}?token={token}")

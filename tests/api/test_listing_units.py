@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.cursors import Cursor, Order, decode_cursor
 from api.errors import ApiError
-from api.links import Linker, LinkSigner
+from api.status.cursors import Cursor, Order, decode_cursor
+from api.status.links import Linker, LinkSigner
 
 SIGNER = LinkSigner(b"k" * 32, expiry_seconds=3600)
 

@@ -11,7 +11,7 @@ import httpx
 import websockets
 from sqlalchemy import Engine
 
-from api.listing import SNAPSHOT_MAX_BYTES
+from api.status.listing import SNAPSHOT_MAX_BYTES
 from bench.rows import insert_done_images
 from core.presets import PRESET_NAMES
 from tests.e2e.conftest import Product
