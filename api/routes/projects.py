@@ -44,7 +44,10 @@ CursorQuery = Annotated[
     str | None,
     Query(
         max_length=MAX_CURSOR_CHARS,
-        description="The `next_cursor` of the previous page (its order wins over `order`).",
+        description=(
+            "The `next_cursor` of the previous page (its order wins over `order`), and no"
+            " `offset`; any other value is 422 `invalid_cursor`."
+        ),
     ),
 ]
 OrderQuery = Annotated[Order, Query(description="`oldest` first (default) or `newest` first.")]
