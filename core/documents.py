@@ -1,7 +1,7 @@
 """The image document: what `GET /images/{id}` answers and what a webhook carries.
 
 It lives in core so the api and the webhook activities build it the same way. Links come
-from a `LinkMaker`: the API's signed `/links/` URLs (api/links.py) in its answers, and
+from a `LinkMaker`: the API's signed `/links/` URLs (api/status/links.py) in its answers, and
 presigned S3 URLs (`PresignedLinks`) in webhook bodies, which a worker builds without
 knowing the API's address. Either expires like every other link.
 

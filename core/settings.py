@@ -91,7 +91,7 @@ class Settings(SecuritySettings):
     s3_bucket: str = "images"
     s3_addressing_style: str = "path"
     link_expiry_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
-    # Signs the `/links/...` URLs of listings (api/links.py); every API process must share
+    # Signs the `/links/...` URLs of listings (api/status/links.py); every API process must share
     # it. Unset: derived from WS_TOKEN_SECRET (required with keys), else the S3 secret.
     link_secret: SecretStr | None = None
 
