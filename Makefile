@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 WORKERS ?=
 
 .PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke \
-	bench-chaos bench-chaos-smoke clean lock lock-upgrade
+	bench-chaos bench-chaos-smoke bench-scale-smoke clean lock lock-upgrade
 
 install: $(STAMP)
 
@@ -70,6 +70,8 @@ bench: install
 	$(BIN)/python -m bench.compute
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.ingress
+	$(BIN)/python -m bench.listing
+	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.webhooks
 
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
@@ -85,3 +87,8 @@ bench-chaos: install
 bench-chaos-smoke: install
 	$(BIN)/python -m bench.chaos --duration 75 --kill-every 25 --freeze-at 10 --freeze-for 15 \
 		--s3-restart-at 35 --pg-restart-at 55 --key chaos-smoke --output $(VENV)/bench-chaos-smoke.json
+
+## Short passes of the listing bench (20 000 rows) and the API soak (30 s), for CI (~2 min).
+bench-scale-smoke: install
+	$(BIN)/python -m bench.listing --rows 20000 --repeats 20 --results-key listing-smoke
+	$(BIN)/python -m bench.soak --duration 30 --pollers 5 --results-key soak-smoke

@@ -34,6 +34,7 @@ from api.intake.intake import ImageIntake
 from api.intake.upload_slots import UploadSlots
 from api.ops.metrics import ApiMetrics, ImageStateGauge
 from api.status.hub import EventHub
+from api.status.links import Linker, LinkSigner
 from api.status.queries import get_image
 from api.webhooks.deliveries import WebhookDeliveries
 from api.webhooks.endpoints import WebhookEndpoints
@@ -143,6 +144,30 @@ WebhookEndpointsDep = Annotated[WebhookEndpoints, Depends(get_webhook_endpoints)
 WebhookDeliveriesDep = Annotated[WebhookDeliveries, Depends(get_webhook_deliveries)]
 WebhookIdPath = Annotated[uuid.UUID, Path()]
 DeliveryIdPath = Annotated[str, Path(min_length=44, max_length=44, pattern=r"^msg_[0-9a-f]{40}$")]
+
+
+def get_link_signer(conn: HTTPConnection) -> LinkSigner:
+    signer: LinkSigner = conn.app.state.links
+    return signer
+
+
+LinkSignerDep = Annotated[LinkSigner, Depends(get_link_signer)]
+
+
+def linker_for(conn: HTTPConnection, signer: LinkSigner) -> Linker:
+    """Signs links for the API's own base URL (http even on a WebSocket) and the current
+    expiry window; a long-lived socket makes one per message, so its links stay fresh."""
+    base = str(conn.base_url)
+    http_base = "http" + base.removeprefix("ws") if base.startswith("ws") else base
+    return Linker(signer, http_base, signer.expiry())
+
+
+def get_linker(conn: HTTPConnection, signer: LinkSignerDep) -> Linker:
+    """Signs the links of one response."""
+    return linker_for(conn, signer)
+
+
+LinkerDep = Annotated[Linker, Depends(get_linker)]
 
 
 def get_idempotency_key(

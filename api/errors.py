@@ -67,6 +67,9 @@ class ApiErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
     WS_TOKEN_SECRET_MISSING = "ws_token_secret_missing"
+    INVALID_CURSOR = "invalid_cursor"
+    INVALID_LINK = "invalid_link"
+    LINK_EXPIRED = "link_expired"
 
 
 class ApiError(Exception):

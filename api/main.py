@@ -24,10 +24,11 @@ from api.ops.observability import (
     install_observability,
 )
 from api.routes import events as event_routes
-from api.routes import health, images, metrics, projects, webhooks
+from api.routes import health, images, links, metrics, projects, webhooks
 from api.routes.page import install_page
 from api.schemas import ErrorPublic
 from api.status.hub import EventHub
+from api.status.links import LinkSigner, link_key
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.state.settings = settings
     app.state.access = AccessControl.from_settings(settings)
+    app.state.links = LinkSigner(link_key(settings), settings.link_expiry_seconds)
     app.state.upload_slots = UploadSlots(settings.upload_concurrency_per_key)
     app.state.guard_policy = policy = guard_policy(settings)
     # Added before the metrics middleware, so that the metrics count its refusals too.
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(event_routes.router)
     app.include_router(metrics.router)
+    app.include_router(links.router)
     install_docs(app)
     install_openapi(app, open_mode=settings.auth_mode == "open")
     install_page(app, settings)

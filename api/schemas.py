@@ -69,6 +69,8 @@ class ProjectImagesPublic(BaseModel):
     limit: int
     offset: int
     total: int
+    # Pass as `?cursor=` for the page after this one; null on the last page.
+    next_cursor: str | None = None
 
 
 class ProjectPublic(BaseModel):
@@ -76,6 +78,7 @@ class ProjectPublic(BaseModel):
     counts: dict[ImageState, int]
     total: int
     images: list[ImagePublic]
+    next_cursor: str | None = None
 
 
 class HealthPublic(BaseModel):

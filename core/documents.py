@@ -1,7 +1,9 @@
 """The image document: what `GET /images/{id}` answers and what a webhook carries.
 
-It lives in core so the api and the webhook activities build it the same way, with
-freshly presigned links that expire like every other link.
+It lives in core so the api and the webhook activities build it the same way. Links come
+from a `LinkMaker`: the API's signed `/links/` URLs (api/status/links.py) in its answers, and
+presigned S3 URLs (`PresignedLinks`) in webhook bodies, which a worker builds without
+knowing the API's address. Either expires like every other link.
 
 Links name the type S3 serves them with: a derivative its own image type, the original
 its verified format's, as an attachment. The original is linked only once sealed, and
@@ -11,7 +13,9 @@ never for an image in `error`, so nothing a client posted unverified is ever ser
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import BaseModel
 
@@ -68,39 +72,84 @@ class ImagePublic(ImageSummary):
 UNLINKED_STATES = frozenset({ImageState.INIT, ImageState.ERROR})
 
 
-def original_link(image: Image, storage: Storage) -> str | None:
+class LinkMaker(Protocol):
+    def link(
+        self, project_id: int, key: str, content_type: str, *, attachment: bool = False
+    ) -> str: ...
+
+
+class PresignedLinks:
+    """Links as presigned S3 URLs (about 450 µs each), for documents built off the API."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def link(
+        self, project_id: int, key: str, content_type: str, *, attachment: bool = False
+    ) -> str:
+        return self._storage.presign_get(key, content_type, attachment=attachment)
+
+
+class LinkableVersion(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+class LinkableImage(Protocol):
+    """An ORM `Image`, or the plain row `api.status.queries.ImageRow` a listing reads."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def project_id(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def source_key(self) -> str: ...
+    @property
+    def format(self) -> str | None: ...
+    @property
+    def versions(self) -> Iterable[LinkableVersion]: ...
+
+
+def original_link(image: LinkableImage, links: LinkMaker) -> str | None:
     """The sealed original (images from before sealing were uploaded to that key), once
     verified, as a download of its verified type."""
     sealed = image.source_key.startswith(ORIGINALS_PREFIX)
     if not sealed or image.state in UNLINKED_STATES:
         return None
     content_type = media_type_for(image.format or "")
-    return storage.presign_get(image.source_key, content_type, attachment=True)
+    return links.link(image.project_id, image.source_key, content_type, attachment=True)
 
 
-def version_links(image: Image, storage: Storage) -> dict[str, str | None]:
-    links: dict[str, str | None] = dict.fromkeys(VERSION_NAMES)
-    links[ORIGINAL] = original_link(image, storage)
+def version_links(image: LinkableImage, links: LinkMaker) -> dict[str, str | None]:
+    found: dict[str, str | None] = dict.fromkeys(VERSION_NAMES)
+    found[ORIGINAL] = original_link(image, links)
     for version in image.versions:
         if version.name in PRESET_NAMES:
-            links[version.name] = storage.presign_get(version.key, version.content_type)
-    return links
+            found[version.name] = links.link(image.project_id, version.key, version.content_type)
+    return found
 
 
-def image_summary(image: Image, storage: Storage) -> ImageSummary:
+def image_summary(image: LinkableImage, links: LinkMaker) -> ImageSummary:
     return ImageSummary(
         image_id=image.id,
         state=ImageState(image.state),
         project_id=image.project_id,
-        versions=version_links(image, storage),
+        versions=version_links(image, links),
     )
 
 
-def image_public(image: Image, storage: Storage) -> ImagePublic:
-    links = version_links(image, storage)
+def image_public(image: Image, link_maker: LinkMaker) -> ImagePublic:
+    links = version_links(image, link_maker)
     details = {
         version.name: VersionPublic(
-            url=links[version.name] or storage.presign_get(version.key, version.content_type),
+            url=links[version.name]
+            or link_maker.link(image.project_id, version.key, version.content_type),
             width=version.width,
             height=version.height,
             bytes=version.bytes,

@@ -64,7 +64,8 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         CheckConstraint(f"state IN ({STATE_VALUES})", name="state"),
-        Index("ix_images_project_id_created_at", "project_id", "created_at"),
+        # The keyset order of a project's listing, walked in either direction.
+        Index("ix_images_project_id_created_at_id", "project_id", "created_at", "id"),
         # Postgres treats NULLs as distinct, so only keyed uploads are constrained.
         UniqueConstraint(
             "project_id", "idempotency_key", name="uq_images_project_id_idempotency_key"
@@ -177,6 +178,32 @@ class WorkerBeat(Base):
 
     render_queue: Mapped[str] = mapped_column(String(255), primary_key=True)
     beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectStateCount(Base):
+    """Images per (project, state), kept by the `images_count_*` triggers (migration 0007)
+    in the statement that changes `images`: never written by the application."""
+
+    __tablename__ = "project_state_counts"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger)
+
+
+class EventLog(Base):
+    """Every published event, append-only and pruned, for WebSocket clients that resume."""
+
+    __tablename__ = "event_log"
+    __table_args__ = (
+        Index("ix_event_log_project_id_id", "project_id", "id"),
+        Index("ix_event_log_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    payload: Mapped[str] = mapped_column(Text)
 
 
 class WebhookEndpoint(Base):

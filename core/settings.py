@@ -52,6 +52,7 @@ class Settings(SecuritySettings):
         "temporal_tls_key_path",
         "temporal_tls_ca_path",
         "temporal_api_key",
+        "link_secret",
         mode="before",
     )
     @classmethod
@@ -90,6 +91,9 @@ class Settings(SecuritySettings):
     s3_bucket: str = "images"
     s3_addressing_style: str = "path"
     link_expiry_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
+    # Signs the `/links/...` URLs of listings (api/status/links.py); every API process must share
+    # it. Unset: derived from WS_TOKEN_SECRET (required with keys), else the S3 secret.
+    link_secret: SecretStr | None = None
 
     # Attempts per activity before a transient fault (S3 or Postgres down) ends an image
     # in `error`; with exponential backoff capped at 30 s, 12 attempts span ~4 minutes.

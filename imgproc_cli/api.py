@@ -98,14 +98,18 @@ async def get_image(client: httpx.AsyncClient, image_id: str) -> dict[str, Any]:
 
 
 async def list_project_images(client: httpx.AsyncClient, project_id: int) -> list[dict[str, Any]]:
-    """Every image of a project, oldest first, reading `GET /projects/{id}/images` page by page."""
+    """Every image of a project, oldest first, reading `GET /projects/{id}/images` page by
+    page with its cursors (each page costs the API the same, however deep; an image added
+    meanwhile is never listed twice)."""
     images: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": PAGE_SIZE}
     while True:
-        params = {"limit": PAGE_SIZE, "offset": len(images)}
         page = _json(await _send(client, "GET", f"/projects/{project_id}/images", params=params))
         images.extend(page["images"])
-        if not page["images"] or len(images) >= page["total"]:
+        cursor = page.get("next_cursor")
+        if not cursor or not page["images"]:
             return images
+        params = {"limit": PAGE_SIZE, "cursor": cursor}
 
 
 async def websocket_token(client: httpx.AsyncClient, project_id: int) -> str | None:

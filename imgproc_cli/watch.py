@@ -60,7 +60,7 @@ class Tracker:
             for image in message.get("images", []):
                 self.apply_image(image)
             seen = {str(image.get("image_id")) for image in message.get("images", [])}
-            # The snapshot holds a project's oldest images only, up to the API's limit.
+            # The snapshot holds a project's newest page only (bounded): ask for the rest.
             return [image_id for image_id in self.unfinished() if image_id not in seen]
         tracked = self.images.get(str(message.get("image_id")))
         if tracked is not None and kind == "state":

@@ -32,6 +32,8 @@ TABLES = {
     "versions",
     "api_keys",
     "upload_windows",
+    "project_state_counts",
+    "event_log",
     "webhook_endpoints",
     "webhook_deliveries",
     "pending_objects",

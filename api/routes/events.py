@@ -1,12 +1,21 @@
 """`/ws/projects/{project_id}`: a snapshot of the project, then its events as they happen.
 
 Messages (JSON):
-- `{"type": "snapshot", "project_id", "counts", "total", "images": [...]}` first, and again
-  after a `resync` (the API lost its event feed for a moment);
-- `{"type": "state", "image_id", "project_id", "state", "error_code"}`;
-- `{"type": "version", "image_id", "project_id", "version", "width", "height", "url"}`;
+- `{"type": "snapshot", "project_id", "counts", "total", "images": [...], "next_cursor",
+  "order": "newest", "last_event_id"}` first, and again after a `resync` (the API lost its
+  event feed for a moment). `images` is the newest page in the spec's summary shape, and
+  the message is at most 256 KB whatever the project's size: read the rest with
+  `GET /projects/{id}/images?cursor=<next_cursor>`;
+- `{"type": "state", "id", "image_id", "project_id", "state", "error_code"}`;
+- `{"type": "version", "id", "image_id", "project_id", "version", "width", "height", "url"}`;
 - `{"type": "ping"}` after `PING_SECONDS` of silence. A client may send `{"type": "ping"}`
   and gets `{"type": "pong"}`.
+
+Every event has an `id`. A client that reconnects with `?since=<the largest id it saw>`
+(or `last_event_id` of its snapshot) gets `{"type": "resumed", "since"}` and the events
+logged since instead of a snapshot; a few it saw already may come again (drop repeated
+ids). When the log no longer reaches back that far it gets a snapshot, as on a first
+connect.
 
 A client that cannot keep up is closed with 1013 and should reconnect. With keys
 (`AUTH_MODE=keys`), a client needs a token from `POST /projects/{id}/ws-token` (`?token=`)
@@ -29,19 +38,26 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access.auth import AccessControl
 from api.access.ws_admission import KEY_REVOKED, ws_admission
-from api.deps import AccessDep, EventHubDep, SessionsDep, SettingsDep, StorageDep
+from api.deps import (
+    AccessDep,
+    EventHubDep,
+    LinkSignerDep,
+    SessionsDep,
+    SettingsDep,
+    linker_for,
+)
 from api.errors import DEPENDENCY_ERRORS
 from api.status.hub import Subscription
-from api.status.views import project_public
+from api.status.links import Linker, LinkSigner
+from api.status.listing import snapshot
+from core.events import last_event_id, replay
 from core.settings import Settings
-from core.storage import Storage
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
 
 PING_SECONDS = 20.0
 SEND_TIMEOUT_SECONDS = 10.0
-SNAPSHOT_LIMIT = 1000
 TRY_AGAIN_LATER = 1013
 POLICY_VIOLATION = 1008
 
@@ -51,13 +67,14 @@ async def project_events(
     websocket: WebSocket,
     project_id: int,
     sessions: SessionsDep,
-    storage: StorageDep,
+    signer: LinkSignerDep,
     events: EventHubDep,
     access: AccessDep,
     settings: SettingsDep,
     token: str | None = None,
+    since: int | None = None,
 ) -> None:
-    feed = ProjectFeed(websocket, project_id, sessions, storage, access, settings)
+    feed = ProjectFeed(websocket, project_id, sessions, signer, access, settings)
     # Accepted first so that a refusal is a 1008 close with a reason, not a bare HTTP 403.
     await websocket.accept()
     admitted, key_id = await feed.admit(token)
@@ -66,7 +83,7 @@ async def project_events(
     # Subscribe before reading the snapshot, so no change falls between the two.
     subscription = events.subscribe(project_id)
     try:
-        await _send(websocket, await feed.snapshot())
+        await feed.catch_up(subscription, since)
         await feed.serve(subscription, key_id)
     except (WebSocketDisconnect, TimeoutError):
         pass
@@ -82,14 +99,14 @@ class ProjectFeed:
         websocket: WebSocket,
         project_id: int,
         sessions: sessionmaker[Session],
-        storage: Storage,
+        signer: LinkSigner,
         access: AccessControl,
         settings: Settings,
     ) -> None:
         self.websocket = websocket
         self.project_id = project_id
         self.sessions = sessions
-        self.storage = storage
+        self.signer = signer
         self.access = access
         self.settings = settings
 
@@ -109,15 +126,38 @@ class ProjectFeed:
             return False, None
         return True, admission.key_id
 
+    async def catch_up(self, subscription: Subscription, since: int | None) -> None:
+        """The events logged after `since`, or a snapshot when they cannot be replayed."""
+        if since is not None:
+
+            def read() -> list[dict[str, Any]] | None:
+                with self.sessions() as session:
+                    return replay(session, self.project_id, since)
+
+            events = await run_in_threadpool(read)
+            if events is not None:
+                await _send(self.websocket, {"type": "resumed", "since": since})
+                linker = self._linker()
+                for event in events:
+                    subscription.seen.add(event["id"])
+                    await _send(self.websocket, _with_url(event, linker))
+                return
+        await _send(self.websocket, await self.snapshot())
+
     async def snapshot(self) -> dict[str, Any]:
+        linker = self._linker()
+
         def build() -> dict[str, Any]:
             with self.sessions() as session:
-                project = project_public(
-                    session, self.storage, self.project_id, SNAPSHOT_LIMIT, offset=0
-                )
-            return {"type": "snapshot", **project.model_dump(mode="json")}
+                # Read first: events after it reach the subscription, which already exists.
+                last_id = last_event_id(session)
+                return snapshot(session, linker, self.project_id, last_id)
 
         return await run_in_threadpool(build)
+
+    def _linker(self) -> Linker:
+        # Made per message: a socket outlives any one expiry window.
+        return linker_for(self.websocket, self.signer)
 
     async def serve(self, subscription: Subscription, key_id: str | None) -> None:
         tasks = {
@@ -141,18 +181,18 @@ class ProjectFeed:
             except TimeoutError:
                 await _send(self.websocket, {"type": "ping"})
                 continue
+            if event.get("id") in subscription.seen:
+                continue  # replayed already, when this socket resumed
             await _send(self.websocket, await self._outgoing(event))
         logger.info("closing a WebSocket of project %s that fell behind", self.project_id)
-        await self.websocket.close(TRY_AGAIN_LATER, "too slow; reconnect for a fresh snapshot")
+        await self.websocket.close(
+            TRY_AGAIN_LATER, "too slow; reconnect with since=<last event id>"
+        )
 
     async def _outgoing(self, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("type") == "resync":
             return await self.snapshot()
-        if event.get("type") == "version":
-            event = dict(event)
-            key = event.pop("key")
-            event["url"] = self.storage.presign_get(key, _media_type_of(key))
-        return event
+        return _with_url(event, self._linker())
 
     async def _watch_key(self, key_id: str) -> None:
         """Close the socket once its key is revoked or expires, within WS_KEY_CHECK_SECONDS."""
@@ -168,6 +208,16 @@ class ProjectFeed:
                 logger.info("closing a WebSocket whose key %s is no longer active", key_id)
                 await self.websocket.close(POLICY_VIOLATION, KEY_REVOKED)
                 return
+
+
+def _with_url(event: dict[str, Any], linker: Linker) -> dict[str, Any]:
+    """A version event as clients see it: a link in place of the object key."""
+    if event.get("type") != "version" or "key" not in event:
+        return event
+    event = dict(event)
+    key = event.pop("key")
+    event["url"] = linker.link(event["project_id"], key, _media_type_of(key))
+    return event
 
 
 def _media_type_of(key: str) -> str:

@@ -1,4 +1,9 @@
-"""Projects: every image of a project with its state and links, and WebSocket tokens."""
+"""Projects: a page of a project's images with their states and links, and WebSocket tokens.
+
+Pages are keyset-paginated: pass a page's `next_cursor` as `?cursor=` for the next one
+(stable while images are added: every image is seen exactly once). `offset` stays for the
+spec's shape, bounded, and costs the rows it skips.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,16 @@ from api.access.auth import OPEN_KEY_ID
 from api.access.guard import GuardedRoute
 from api.deps import (
     AccessDep,
+    LinkerDep,
     PrincipalDep,
     ScopedProjectDep,
     SessionDep,
-    StorageDep,
     get_principal,
 )
 from api.errors import ApiError, ApiErrorCode
 from api.schemas import ProjectImagesPublic, ProjectPublic, WsTokenPublic, errors
-from api.status.queries import count_by_state, list_project_images
-from api.status.views import image_summary, project_public
+from api.status.cursors import MAX_CURSOR_CHARS, Order
+from api.status.listing import project_images, project_public
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -35,6 +40,17 @@ router = APIRouter(
 MAX_OFFSET = 1_000_000
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_CHARS,
+        description=(
+            "The `next_cursor` of the previous page (its order wins over `order`), and no"
+            " `offset`; any other value is 422 `invalid_cursor`."
+        ),
+    ),
+]
+OrderQuery = Annotated[Order, Query(description="`oldest` first (default) or `newest` first.")]
 _ERRORS = errors(401, 404, 422, 503)
 
 
@@ -42,31 +58,28 @@ _ERRORS = errors(401, 404, 422, 503)
 def read_project(
     project_id: ScopedProjectDep,
     session: SessionDep,
-    storage: StorageDep,
-    limit: Limit = 1000,
+    linker: LinkerDep,
+    limit: Limit = 100,
     offset: Offset = 0,
+    cursor: CursorQuery = None,
+    order: OrderQuery = Order.OLDEST,
 ) -> ProjectPublic:
-    """Counts by state, then the project's images (oldest first) with their versions."""
-    return project_public(session, storage, project_id, limit, offset)
+    """Counts by state, then a page of the project's images with their versions."""
+    return project_public(session, linker, project_id, limit, offset, cursor, order)
 
 
 @router.get("/{project_id}/images", response_model=ProjectImagesPublic, responses=_ERRORS)
 def read_project_images(
     project_id: ScopedProjectDep,
     session: SessionDep,
-    storage: StorageDep,
+    linker: LinkerDep,
     limit: Limit = 100,
     offset: Offset = 0,
+    cursor: CursorQuery = None,
+    order: OrderQuery = Order.OLDEST,
 ) -> ProjectImagesPublic:
     """The spec's shape: `{"images": [{image_id, state, project_id, versions}]}`, paginated."""
-    counts = count_by_state(session, project_id)
-    images = list_project_images(session, project_id, limit, offset)
-    return ProjectImagesPublic(
-        images=[image_summary(image, storage) for image in images],
-        limit=limit,
-        offset=offset,
-        total=sum(counts.values()),
-    )
+    return project_images(session, linker, project_id, limit, offset, cursor, order)
 
 
 @router.post("/{project_id}/ws-token", response_model=WsTokenPublic, responses=_ERRORS)

@@ -3,6 +3,12 @@ const VERSIONS = ["original", "thumb", "big_thumb", "big_1920", "d2500"];
 const cards = new Map();
 let socket = null;
 let socketProject = null;
+// The project's counts by state, from the snapshot, kept up to date by state events.
+let projectCounts = null;
+// The largest event id seen: a reconnect resumes from it (`?since=`) instead of a snapshot.
+let lastEventId = null;
+// The cursor for older images than the cards shown, over HTTP.
+let olderCursor = null;
 
 function banner(kind, text) {
   const el = document.getElementById("banner");
@@ -28,7 +34,7 @@ async function errorText(response) {
   return describeError(response.status, await response.text());
 }
 
-function card(imageId) {
+function card(imageId, older = false) {
   let entry = cards.get(imageId);
   if (!entry) {
     const el = document.createElement("div");
@@ -36,7 +42,8 @@ function card(imageId) {
     el.dataset.imageId = imageId;
     el.innerHTML = '<div class="thumb"></div><div class="name"></div>' +
       '<span class="state"></span><div class="err"></div><progress hidden></progress><ul></ul>';
-    document.getElementById("images").prepend(el);
+    const list = document.getElementById("images");
+    if (older) list.append(el); else list.prepend(el);
     entry = { el, versions: {}, state: null, name: "" };
     cards.set(imageId, entry);
   }
@@ -44,12 +51,22 @@ function card(imageId) {
 }
 
 function renderCounts() {
-  const counts = { init: 0, uploaded: 0, processing: 0, done: 0, error: 0 };
-  for (const [id, entry] of cards) {
-    if (!id.startsWith("pending-") && entry.state in counts) counts[entry.state] += 1;
+  let counts = projectCounts;
+  if (!counts) {
+    counts = { init: 0, uploaded: 0, processing: 0, done: 0, error: 0 };
+    for (const [id, entry] of cards) {
+      if (!id.startsWith("pending-") && entry.state in counts) counts[entry.state] += 1;
+    }
   }
   document.getElementById("counts").textContent =
     Object.entries(counts).map(([s, n]) => `${s}: ${n}`).join(" · ");
+  document.getElementById("older").hidden = !olderCursor;
+}
+
+function countTransition(entry, state) {
+  if (!projectCounts || entry.state === state) return;
+  if (entry.state in projectCounts) projectCounts[entry.state] -= 1;
+  if (state in projectCounts) projectCounts[state] += 1;
 }
 
 function render(entry) {
@@ -83,8 +100,8 @@ function render(entry) {
   }));
 }
 
-function applyImage(image) {
-  const entry = card(image.image_id);
+function applyImage(image, older = false) {
+  const entry = card(image.image_id, older);
   entry.name = image.original_filename || entry.name;
   entry.state = image.state;
   entry.error = image.error ? `${image.error.code}: ${image.error.message || ""}` : "";
@@ -101,13 +118,23 @@ function applyImage(image) {
 
 function applyEvent(event) {
   if (event.type === "snapshot") {
-    event.images.forEach(applyImage);
+    // Newest first: each card goes on top, so the oldest of the page is placed first.
+    cards.clear();
+    document.getElementById("images").replaceChildren();
+    projectCounts = { ...event.counts };
+    olderCursor = event.next_cursor;
+    if (event.last_event_id !== null) lastEventId = event.last_event_id;
+    event.images.slice().reverse().forEach(image => applyImage(image));
     renderCounts();
     return;
   }
+  if (typeof event.id === "number") lastEventId = Math.max(lastEventId ?? 0, event.id);
   if (!event.image_id) return;
+  const known = cards.has(event.image_id);
   const entry = card(event.image_id);
   if (event.type === "state") {
+    if (!known && projectCounts && event.state in projectCounts) projectCounts[event.state] += 1;
+    else countTransition(entry, event.state);
     entry.state = event.state;
     entry.error = event.error_code ? `error: ${event.error_code}` : "";
     if (event.state === "error" || event.state === "done") refreshImage(event.image_id);
@@ -123,24 +150,45 @@ async function refreshImage(imageId) {
 }
 
 // Browsers cannot send a key on a WebSocket: ask the API for a short-lived token instead.
-async function socketUrl(projectId) {
+async function socketUrl(projectId, since) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const base = `${scheme}://${location.host}/ws/projects/${projectId}`;
   const response = await fetch(`/projects/${projectId}/ws-token`, { method: "POST", headers: authHeaders() });
   if (!response.ok) throw new Error(await errorText(response));
   const { token } = await response.json();
-  return token ? `${base}?token=${encodeURIComponent(token)}` : base;
+  const params = new URLSearchParams();
+  if (token) params.set("token", token);
+  if (since !== null) params.set("since", String(since));
+  const query = params.toString();
+  return query ? `${base}?${query}` : base;
 }
 
-async function connect(projectId) {
+// Older images than the snapshot's page, one page at a time, by cursor.
+async function loadOlder() {
+  if (!olderCursor || socketProject === null) return;
+  const params = new URLSearchParams({ cursor: olderCursor, limit: "100" });
+  const response = await fetch(`/projects/${socketProject}/images?${params}`, { headers: authHeaders() });
+  if (!response.ok) { banner("error", await errorText(response)); return; }
+  const page = await response.json();
+  olderCursor = page.next_cursor;
+  page.images.forEach(image => { if (!cards.has(image.image_id)) applyImage(image, true); });
+  renderCounts();
+}
+
+async function connect(projectId, resume = false) {
   if (socketProject === projectId) return;
   if (socket) { const old = socket; socket = null; old.close(); }
-  cards.clear();
-  document.getElementById("images").replaceChildren();
+  if (!resume) {
+    cards.clear();
+    document.getElementById("images").replaceChildren();
+    projectCounts = null;
+    lastEventId = null;
+    olderCursor = null;
+  }
   socketProject = projectId;
   let url;
   try {
-    url = await socketUrl(projectId);
+    url = await socketUrl(projectId, resume ? lastEventId : null);
   } catch (error) {
     if (socketProject === projectId) socketProject = null;
     banner("error", `live updates unavailable: ${error.message}`);
@@ -155,7 +203,8 @@ async function connect(projectId) {
     if (socket !== current || socketProject !== projectId) return;
     socket = null;
     banner("info", `live updates paused (${event.code}); reconnecting…`);
-    setTimeout(() => { if (socketProject === projectId) { socketProject = null; connect(projectId); } }, 2000);
+    // Resume from the last event seen: the API replays what was missed, no new snapshot.
+    setTimeout(() => { if (socketProject === projectId) { socketProject = null; connect(projectId, true); } }, 2000);
   };
   current.onopen = () => banner("", "");
 }
@@ -235,6 +284,7 @@ keyInput.addEventListener("change", () => {
   connect(document.getElementById("project").value);
 });
 document.getElementById("project").addEventListener("change", e => connect(e.target.value));
+document.getElementById("older").addEventListener("click", () => loadOlder());
 document.getElementById("upload-form").addEventListener("submit", async event => {
   event.preventDefault();
   const projectId = document.getElementById("project").value;

@@ -1,2 +1,3 @@
-"""The read side: queries, the public views of images and projects, live progress from the
-workflow, and the hub that fans Postgres events out to WebSockets."""
+"""The read side: queries, keyset cursors and pages (listing), signed `/links/` URLs, the
+public views of images and projects, live progress from the workflow, and the hub that fans
+Postgres events out to WebSockets."""

@@ -5,7 +5,9 @@ LISTENing). Every API process listens, so a client sees the same events whicheve
 it is connected to, and whichever worker process made the change.
 
 A subscriber that falls behind by more than `QUEUE_SIZE` events is dropped instead of
-slowing the others; its client reconnects and gets a fresh snapshot.
+slowing the others; its client reconnects with the last event id it saw and catches up
+from the event log. Every API process prunes that log (`core.events.PRUNE_SQL`) now and
+then; the deletes are idempotent, so several processes doing it is harmless.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
-from core.events import CHANNEL
+from core.events import CHANNEL, EVENT_LOG_MAX_AGE_SECONDS, EVENT_LOG_MAX_ROWS, PRUNE_SQL
 
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
+PRUNE_SECONDS = 60.0
 
 
 class Subscription:
@@ -33,6 +36,8 @@ class Subscription:
         self.project_id = project_id
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self.overflowed = asyncio.Event()
+        # Event ids this socket was sent from the log when it resumed, not to send twice.
+        self.seen: set[int] = set()
 
     def offer(self, event: dict[str, Any]) -> None:
         try:
@@ -46,6 +51,7 @@ class EventHub:
         self._conninfo = _libpq_conninfo(database_url)
         self._subscribers: dict[int, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
     def subscribe(self, project_id: int) -> Subscription:
@@ -66,12 +72,31 @@ class EventHub:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="event-hub")
+        self._pruner = asyncio.create_task(self._prune_forever(), name="event-log-pruner")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._pruner):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_SECONDS)
+            try:
+                await self.prune()
+            except (psycopg.Error, OSError):
+                logger.warning("could not prune the event log; trying again later")
+
+    async def prune(self) -> None:
+        """Drop logged events older than the age bound or beyond the row bound."""
+        async with await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True
+        ) as connection:
+            await connection.execute(
+                PRUNE_SQL, {"age": EVENT_LOG_MAX_AGE_SECONDS, "rows": EVENT_LOG_MAX_ROWS}
+            )
 
     async def _listen_forever(self) -> None:
         failures = 0

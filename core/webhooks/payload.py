@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from core.documents import image_public
+from core.documents import PresignedLinks, image_public
 from core.models import Image
 from core.storage import Storage
 
@@ -27,7 +27,9 @@ def event_body(
     max_bytes: int,
 ) -> bytes:
     data: dict[str, Any] = (
-        image_public(image, storage).model_dump(mode="json") if image is not None else {}
+        image_public(image, PresignedLinks(storage)).model_dump(mode="json")
+        if image is not None
+        else {}
     )
     envelope = {"type": event, "timestamp": occurred_at.isoformat(), "data": data}
     body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()

@@ -43,7 +43,8 @@ async def wait_until_final(client: httpx.AsyncClient, image_id: str) -> dict[str
 
 
 async def download(url: str) -> tuple[Image.Image, httpx.Headers]:
-    async with httpx.AsyncClient() as client:
+    # A listing's link redirects (307) to a presigned S3 URL.
+    async with httpx.AsyncClient(follow_redirects=True) as client:
         response = await client.get(url)
     assert response.status_code == 200
     image = Image.open(io.BytesIO(response.content))

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine
 
+from bench.rows import insert_done_images
 from tests.e2e.conftest import Product
 from tests.factories import jpeg_bytes, png_with_alpha_bytes
 
@@ -65,7 +67,7 @@ def test_upload_files_and_a_folder_then_status(product: Product, tmp_path: Path)
         ["original", "thumb", "big_thumb", "big_1920", "d2500"] * 4
     )
     thumb_url = next(url for name, _, url in links if name == "thumb")
-    assert httpx.get(thumb_url).status_code == 200
+    assert httpx.get(thumb_url, follow_redirects=True).status_code == 200
 
     status = imgproc(product.base_urls[1], "status", project)
 
@@ -105,3 +107,20 @@ def test_no_api_is_a_clear_exit_2(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "cannot connect to the API at http://127.0.0.1:1" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_upload_wait_and_status_on_a_project_of_10_000_images(
+    product: Product, engine: Engine, tmp_path: Path
+) -> None:
+    project_id = product.new_project_id()
+    with engine.begin() as connection:
+        insert_done_images(connection, project_id, 10_000)
+    photo = write(tmp_path / "new.jpg", jpeg_bytes(640, 480))
+
+    upload = imgproc(product.base_url, "upload", str(photo), "-p", str(project_id), "--wait")
+    status = imgproc(product.base_urls[1], "status", str(project_id))
+
+    assert upload.returncode == 0, upload.stderr
+    assert "1009" not in upload.stderr and "polling instead" not in upload.stderr
+    assert status.returncode == 0, status.stderr
+    assert f"project {project_id}: 10001 images" in status.stdout

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import Engine
 
+from bench.rows import insert_done_images
 from tests.e2e.conftest import Product
 from tests.factories import jpeg_bytes
 
@@ -77,3 +79,29 @@ def test_a_refused_file_shows_its_error(page: Page, product: Product, tmp_path: 
     banner = page.locator("#banner.error")
     banner.wait_for(timeout=10_000)
     assert "unsupported_format" in banner.inner_text()
+
+
+def test_a_project_of_10_000_images_shows_its_counts_and_pages_older_ones(
+    page: Page, product: Product, engine: Engine, tmp_path: Path
+) -> None:
+    project_id = product.new_project_id()
+    with engine.begin() as connection:
+        insert_done_images(connection, project_id, 10_000)
+    page.goto(product.base_url)
+    page.fill("#project", str(project_id))
+    page.dispatch_event("#project", "change")
+    page.wait_for_function(
+        "() => document.getElementById('counts').textContent.includes('done: 10000')"
+    )
+    assert page.locator(".card").count() == 100
+    page.click("#older")
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 200")
+
+    photo = tmp_path / "new.jpg"
+    photo.write_bytes(jpeg_bytes(640, 480))
+    page.set_input_files("#files", str(photo))
+    page.click("#upload")
+    page.locator('.card[data-state="done"] img.thumbnail').first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => document.getElementById('counts').textContent.includes('done: 10001')"
+    )

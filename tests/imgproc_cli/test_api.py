@@ -75,9 +75,11 @@ async def test_project_images_are_read_page_by_page() -> None:
     everything = [{"image_id": str(n), "state": "done", "versions": {}} for n in range(2500)]
 
     def page(request: httpx.Request) -> httpx.Response:
-        limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
-        images = everything[offset : offset + limit]
-        return httpx.Response(200, json={"images": images, "total": len(everything)})
+        limit, start = int(request.url.params["limit"]), int(request.url.params.get("cursor", 0))
+        images = everything[start : start + limit]
+        after = str(start + limit) if start + limit < len(everything) else None
+        body = {"images": images, "total": len(everything), "next_cursor": after}
+        return httpx.Response(200, json=body)
 
     async with client(page) as http:
         assert await api.list_project_images(http, 7) == everything

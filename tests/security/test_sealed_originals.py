@@ -44,7 +44,7 @@ SECOND = jpeg_bytes(640, 480)
 
 
 async def fetch(url: str) -> httpx.Response:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(follow_redirects=True) as client:
         return await client.get(url)
 
 
