@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core.contracts import (
@@ -187,7 +187,8 @@ class Rendering:
                 start_to_close_timeout=LIVENESS_CHECK_TIMEOUT,
                 retry_policy=LIVENESS_RETRY,
             )
-        except ActivityError:
+        except (ActivityError, ApplicationError):
+            # A local activity's failure may arrive as its own ApplicationError, unwrapped.
             workflow.logger.warning("could not tell whether %s is alive", prepared.render_queue)
             return True
         return alive
