@@ -63,7 +63,7 @@ typecheck: install
 check: lint typecheck test test-faults
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-thumbor build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 ## CPU cost of the resize pipeline against bare-Pillow baselines measured in the same run.
 bench: install
@@ -77,6 +77,7 @@ bench: install
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install
 	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json
+	$(BIN)/python -m bench.e2e --images 2 --rounds 1 --output $(VENV)/bench-e2e-smoke.json
 
 ## 5 minutes of 1.5 uploads/s while workers are killed (every 40 s) and one is frozen, S3
 ## and Postgres restart; then audit Postgres, S3, the events and Temporal against each other.

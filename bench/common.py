@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -131,6 +132,16 @@ def merge_results(key: str, value: dict[str, Any], path: Path = RESULTS_PATH) ->
     logger.info("wrote %s[%r]", path, key)
 
 
+def postmaster_pid(product: Product) -> int | None:
+    """The stack's Postgres server, which pg_ctl detaches from this process."""
+    query = parse_qs(urlsplit(product.env.get("DATABASE_URL", "")).query)
+    pid_file = Path(query.get("host", [""])[0]) / "postmaster.pid"
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 async def upload(client: httpx.AsyncClient, project_id: int, name: str, data: bytes) -> str:
     """`POST /upload_image`; the new image's id, or an error naming the status."""
     response = await client.post(
@@ -142,12 +153,17 @@ async def upload(client: httpx.AsyncClient, project_id: int, name: str, data: by
     return image_id
 
 
-def descendant_cpu_seconds(names: dict[int, str]) -> dict[str, float]:
+def descendant_cpu_seconds(
+    names: dict[int, str], extra_roots: set[int | None] | None = None
+) -> dict[str, float]:
     """CPU seconds (user + system) so far of this process and every descendant, by name.
 
     A pid in `names` is labelled with its name; the rest by their command (postgres,
-    temporal, weed). Processes that exited meanwhile are not counted.
+    temporal, weed). `extra_roots` are counted with their descendants too, though they are
+    not ours (Postgres, which pg_ctl detaches). Processes that exited meanwhile are not
+    counted.
     """
+    roots = {os.getpid(), *(pid for pid in extra_roots or () if pid)}
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     usage: dict[int, tuple[str, float]] = {}
@@ -167,20 +183,22 @@ def descendant_cpu_seconds(names: dict[int, str]) -> dict[str, float]:
         )
     totals: dict[str, float] = {}
     for pid, (command, seconds) in usage.items():
-        label = _label(pid, parents, names, command)
+        label = _label(pid, parents, names, command, roots)
         if label is not None:
             totals[label] = totals.get(label, 0.0) + seconds
     return totals
 
 
-def _label(pid: int, parents: dict[int, int], names: dict[int, str], command: str) -> str | None:
-    """The name of the nearest named ancestor (or `command`), if `pid` descends from us."""
-    if pid == os.getpid():
+def _label(
+    pid: int, parents: dict[int, int], names: dict[int, str], command: str, roots: set[int]
+) -> str | None:
+    """The name of the nearest named ancestor (or `command`), if `pid` descends from a root."""
+    if pid in roots:
         return names.get(pid, command)
     label: str | None = None
     current = pid
     while current > 1:
-        if current == os.getpid():
+        if current in roots:
             return label or command
         if label is None and current in names:
             label = names[current]

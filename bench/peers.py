@@ -1,0 +1,131 @@
+"""The product's peers in the end-to-end bench: bare loops over the same files, and thumbor.
+
+Each peer makes what the product makes by default: the four sizes (`core.presets`), fitted
+inside their boxes, in every format of `formats` (JPEG q85, no metadata), from the same
+files, in 2 processes. None of them stores anything, records anything or tells anyone.
+
+- `pillow_per_size`: Pillow, one full decode, LANCZOS to each size from it.
+- `pillow_cascade`: Pillow draft to the largest box, then a LANCZOS cascade
+  (`bench.compute.draft_cascade`, the e2e bench's earlier baseline).
+- `pyvips_per_size`: libvips, one `thumbnail` per size from the file (shrink-on-load
+  each time): what an on-the-fly renderer such as imgproxy does per request.
+- thumbor (`bench.thumbor`), installed from PyPI into a venv of its own.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pyvips
+from PIL import Image
+
+from bench.compute import QUALITY, draft_cascade
+from core import vips_engine
+from core.presets import PRESETS, fit_within
+from core.settings import Settings
+
+logger = logging.getLogger("bench.peers")
+
+# What the product makes by default; a parameter, so the peers follow when it changes.
+DEFAULT_FORMATS: tuple[str, ...] = ("jpeg",)
+
+
+def _pillow_save(image: Image.Image, image_format: str) -> None:
+    image.save(io.BytesIO(), image_format.upper(), quality=QUALITY)
+
+
+def pillow_per_size(path: str, formats: Sequence[str] = DEFAULT_FORMATS) -> None:
+    """One full Pillow decode, then LANCZOS from it to each size."""
+    with Image.open(path) as image:
+        full = image.convert("RGB")
+    for preset in PRESETS:
+        resized = full.resize(fit_within(*full.size, preset.box), Image.Resampling.LANCZOS)
+        for image_format in formats:
+            _pillow_save(resized, image_format)
+
+
+def pillow_cascade(path: str, formats: Sequence[str] = DEFAULT_FORMATS) -> None:
+    """`bench.compute.draft_cascade` (JPEG only) over the file's bytes."""
+    del formats  # the cascade predates other formats; it stays as it was measured
+    draft_cascade(Path(path).read_bytes())
+
+
+def pyvips_per_size(path: str, formats: Sequence[str] = DEFAULT_FORMATS) -> None:
+    """One libvips `thumbnail` per size from the file, as an on-the-fly renderer does."""
+    for preset in PRESETS:
+        image = pyvips.Image.thumbnail(path, preset.width, height=preset.height, size="down")
+        for image_format in formats:
+            if image_format == "jpeg":
+                image.jpegsave_buffer(Q=QUALITY, keep="none")
+            else:
+                image.webpsave_buffer(Q=QUALITY, keep="none")
+
+
+def _configure_process() -> None:
+    # As the product's workers run libvips: one thread per operation, no operation cache.
+    vips_engine.configure(Settings().worker_vips_threads)
+
+
+LOOPS: dict[str, Callable[..., None]] = {
+    "pillow_per_size": pillow_per_size,
+    "pillow_cascade": pillow_cascade,
+    "pyvips_per_size": pyvips_per_size,
+}
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """One timed pass of a loop: images per second, and CPU per image in its processes."""
+
+    images_per_s: float
+    cpu_ms_per_image: float
+
+
+def _timed(name: str, formats: tuple[str, ...], path: str) -> float:
+    started = time.process_time()
+    LOOPS[name](path, formats)
+    return time.process_time() - started
+
+
+def loop_rate(
+    name: str, paths: Sequence[Path], processes: int, formats: Sequence[str] = DEFAULT_FORMATS
+) -> LoopRun:
+    """The loop `name` over `paths` in a pool of `processes` (started and warmed first)."""
+    task = partial(_timed, name, tuple(formats))
+    files = [str(path) for path in paths]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes, initializer=_configure_process) as pool:
+        pool.map(task, files[:processes])
+        started = time.perf_counter()
+        cpu = sum(pool.imap_unordered(task, files))
+        elapsed = time.perf_counter() - started
+    run = LoopRun(len(files) / elapsed, cpu * 1000 / len(files))
+    logger.info(
+        "%s: %d images in %.1f s, %.2f images/s, %.0f ms CPU per image",
+        name,
+        len(files),
+        elapsed,
+        run.images_per_s,
+        run.cpu_ms_per_image,
+    )
+    return run
+
+
+def single_image_ms(
+    path: Path, repeats: int = 3, formats: Sequence[str] = DEFAULT_FORMATS
+) -> float:
+    """Wall time of the bare pyvips loop for one image in this process, median of `repeats`."""
+    _configure_process()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pyvips_per_size(str(path), formats)
+        samples.append(time.perf_counter() - started)
+    return sorted(samples)[len(samples) // 2] * 1000
