@@ -84,6 +84,9 @@ class DoneTracker:
 class Batch:
     elapsed: float
     latencies: list[float]
+    # Each upload's own time, request to 202; and first upload start to the last 202.
+    upload_seconds: list[float] = field(default_factory=list)
+    uploads_elapsed: float = 0.0
 
 
 async def run_batch(
@@ -93,6 +96,7 @@ async def run_batch(
     tracker = DoneTracker(product.ws_url(project_id))
     following = asyncio.create_task(tracker.follow())
     starts: dict[str, float] = {}
+    accepted: dict[str, float] = {}
     gate = asyncio.Semaphore(concurrency)
     try:
         async with asyncio.timeout(30):
@@ -104,6 +108,7 @@ async def run_batch(
                     started = time.monotonic()
                     image_id = await upload(client, project_id, f"bench-{index}.jpg", data)
                     starts[image_id] = started
+                    accepted[image_id] = time.monotonic()
 
             first = time.monotonic()
             await asyncio.gather(*(send(i, data) for i, data in enumerate(images)))
@@ -114,4 +119,9 @@ async def run_batch(
         with contextlib.suppress(asyncio.CancelledError):
             await following
     last = max(tracker.finished[image_id] for image_id in starts)
-    return Batch(last - first, [tracker.finished[i] - start for i, start in starts.items()])
+    return Batch(
+        last - first,
+        [tracker.finished[i] - start for i, start in starts.items()],
+        [accepted[i] - start for i, start in starts.items()],
+        max(accepted.values()) - first,
+    )
