@@ -85,7 +85,7 @@ def check_replay(earlier: Image, fingerprint: str | None) -> None:
 def processing_input(
     image: Image, settings: Settings, source_etag: str | None = None
 ) -> ImageProcessingInput:
-    """`source_etag`: the staged object a direct upload wrote, which the workflow seals."""
+    """`source_etag`: the object a direct upload wrote (its original: nothing to seal)."""
     awaiting = image.state == ImageState.INIT
     return ImageProcessingInput(
         str(image.id),

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX, staging_key_for
+from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX, original_key_for
 from core.models import Image
 from core.settings import Settings
 from core.storage import Storage
@@ -70,12 +70,14 @@ async def test_upload_is_accepted_and_readable(api: httpx.AsyncClient, storage: 
     assert image["original_filename"] == "photo.jpg"
     assert image["bytes"] == len(JPEG)
     assert image["versions"]["thumb"] is None
-    # No worker polls this test's queue: the upload is staged, not yet sealed, so unlinked.
-    assert image["versions"]["original"] is None
-    staged = storage.client.get_object(
-        Bucket=storage.bucket, Key=staging_key_for(accepted["image_id"])
+    # No worker polls this test's queue: the upload went straight to its original key, as a
+    # download of the type its header showed, and is linked as such (nothing to seal).
+    assert image["versions"]["original"] is not None
+    stored = storage.client.get_object(
+        Bucket=storage.bucket, Key=original_key_for(accepted["image_id"])
     )
-    assert staged["Body"].read() == JPEG
+    assert stored["Body"].read() == JPEG
+    assert (stored["ContentType"], stored["ContentDisposition"]) == ("image/jpeg", "attachment")
     listing = (await api.get(f"/projects/{project_id}/images")).json()
     assert [i["image_id"] for i in listing["images"]] == [accepted["image_id"]]
 
