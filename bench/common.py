@@ -72,10 +72,16 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def running_product(workers: int, keep_logs: Path | None = None) -> Iterator[Product]:
+def running_product(
+    workers: int,
+    keep_logs: Path | None = None,
+    tree: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Product]:
     """The whole product on free ports in a temporary directory, torn down on exit.
 
-    With `keep_logs`, every service's log is copied there once all have stopped.
+    With `keep_logs`, every service's log is copied there once all have stopped. `tree`
+    runs the app from another checkout (`bench.ab`); `extra_env` adds settings.
     """
     with (
         tempfile.TemporaryDirectory(prefix="imgproc-bench-") as scratch,
@@ -85,7 +91,8 @@ def running_product(workers: int, keep_logs: Path | None = None) -> Iterator[Pro
         stack.ensure_bucket()
         # Open, as `make run` runs it: the benches measure the pipeline, not keys.
         env = {**os.environ, **stack.env(), "AUTH_MODE": "open", "PYTHONUNBUFFERED": "1"}
-        commands = AppCommands()
+        env |= extra_env or {}
+        commands = AppCommands(cwd=tree) if tree is not None else AppCommands()
         run_migrations(commands, env, stack.logs_dir / "migrate.log")
         processes: list[ManagedProcess] = []
         api: ManagedProcess | None = None
