@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.webhook_outbox import WebhookOutbox
 from core.contracts import RESUMABLE_ERROR_TYPES, ImageState, ResizeResult
+from core.documents import facts_public
 from core.events import publish, state_event, version_event
+from core.facts import ImageFacts, phash_to_signed
 from core.models import Image, Version
 
 
@@ -24,29 +26,50 @@ class ImageRecords:
         self._sessions = sessions
         self._hooks = hooks or WebhookOutbox(sessions, None)
 
-    def set_state(self, image_id: uuid.UUID, state: ImageState) -> None:
+    def set_state(self, image_id: uuid.UUID, state: ImageState) -> str | None:
+        """Move the image to `state`; answer the content hash recorded so far (if any)."""
         deliveries: list[str] = []
+        content_sha256: str | None = None
         with self._sessions.begin() as session:
-            project_id = session.scalar(
+            image = session.scalars(
                 update(Image)
                 .where(Image.id == image_id)
                 .values(state=state.value, error_code=None, error_message=None)
-                .returning(Image.project_id)
-            )
-            if project_id is not None:
-                publish(session, state_event(image_id, project_id, state.value))
+                .returning(Image)
+            ).one_or_none()
+            if image is not None:
+                project_id, content_sha256 = image.project_id, image.content_sha256
+                public = facts_public(image) if state is ImageState.DONE else None
+                facts = None if public is None else public.model_dump()
+                publish(session, state_event(image_id, project_id, state.value, facts=facts))
                 deliveries = self._hooks.record(session, image_id, project_id, state)
         self._hooks.dispatch(image_id, state, deliveries)
+        return content_sha256
 
     def set_source_details(
-        self, image_id: uuid.UUID, image_format: str, width: int, height: int
+        self,
+        image_id: uuid.UUID,
+        image_format: str,
+        width: int,
+        height: int,
+        facts: ImageFacts | None = None,
+        content_sha256: str | None = None,
     ) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(Image)
-                .where(Image.id == image_id)
-                .values(format=image_format, width=width, height=height)
+        """What the decode found: format, upright size and the facts from the copy (and the
+        content hash, for uploads whose bytes the API never saw)."""
+        values: dict[str, object] = {"format": image_format, "width": width, "height": height}
+        if content_sha256 is not None:
+            values["content_sha256"] = func.coalesce(Image.content_sha256, content_sha256)
+        if facts is not None:
+            values.update(
+                blurhash=facts.blurhash,
+                thumbhash=facts.thumbhash,
+                dominant_color=facts.dominant_color,
+                average_color=facts.average_color,
+                phash=phash_to_signed(facts.phash),
             )
+        with self._sessions.begin() as session:
+            session.execute(update(Image).where(Image.id == image_id).values(**values))
 
     def mark_uploaded(
         self, image_id: uuid.UUID, image_format: str, width: int, height: int, size: int

@@ -252,6 +252,7 @@ def image_row(upload: ReceivedUpload, idempotency_key: str | None) -> Image:
         width=upload.info.width,
         height=upload.info.height,
         bytes=upload.bytes,
+        content_sha256=upload.sha256,
         idempotency_key=idempotency_key,
         request_fingerprint=upload.sha256 if idempotency_key else None,
     )

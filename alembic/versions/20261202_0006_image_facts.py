@@ -1,0 +1,40 @@
+"""image facts: content hash, placeholders, colours, perceptual hash
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_COLUMNS = (
+    ("content_sha256", sa.String(64)),
+    ("blurhash", sa.String(64)),
+    ("thumbhash", sa.String(64)),
+    ("dominant_color", sa.String(7)),
+    ("average_color", sa.String(7)),
+    ("phash", sa.BigInteger()),
+)
+
+
+def upgrade() -> None:
+    for name, column_type in _COLUMNS:
+        op.add_column("images", sa.Column(name, column_type, nullable=True))
+    op.create_index(
+        "ix_images_project_id_content_sha256", "images", ["project_id", "content_sha256"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_images_project_id_content_sha256", table_name="images")
+    for name, _ in reversed(_COLUMNS):
+        op.drop_column("images", name)
