@@ -67,6 +67,7 @@ clean:
 ## CPU cost of the resize pipeline against bare-Pillow baselines measured in the same run.
 bench: install
 	$(BIN)/python -m bench.compute
+	$(BIN)/python -m bench.facts
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.ingress
 	$(BIN)/python -m bench.webhooks
@@ -74,3 +75,4 @@ bench: install
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install
 	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json
+	$(BIN)/python -m bench.facts --repeats 1 --output $(VENV)/bench-facts-smoke.json
