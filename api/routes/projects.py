@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,6 +21,7 @@ from api.errors import ApiError
 from api.guard import GuardedRoute
 from api.queries import count_by_state, list_project_images
 from api.schemas import ErrorPublic, ProjectImagesPublic, ProjectPublic, WsTokenPublic
+from api.similar import MAX_DISTANCE, list_similar_images
 from api.views import image_summary, project_public
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ MAX_OFFSET = 1_000_000
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic} for status in (401, 404, 422, 503)
+    status: {"model": ErrorPublic} for status in (401, 404, 409, 422, 503)
 }
 
 
@@ -59,15 +61,26 @@ def read_project_images(
     storage: StorageDep,
     limit: Limit = 100,
     offset: Offset = 0,
+    similar_to: uuid.UUID | None = None,
+    max_distance: Annotated[int, Query(ge=0, le=MAX_DISTANCE)] = 10,
 ) -> ProjectImagesPublic:
-    """The spec's shape: `{"images": [{image_id, state, project_id, versions}]}`, paginated."""
-    counts = count_by_state(session, project_id)
-    images = list_project_images(session, project_id, limit, offset)
+    """The spec's shape: `{"images": [{image_id, state, project_id, versions}]}`, paginated.
+
+    With `similar_to`, only the project's near duplicates of that image: those whose
+    64-bit perceptual hash differs in at most `max_distance` bits, nearest first.
+    """
+    if similar_to is not None:
+        images, total = list_similar_images(
+            session, project_id, similar_to, max_distance, limit, offset
+        )
+    else:
+        images = list_project_images(session, project_id, limit, offset)
+        total = sum(count_by_state(session, project_id).values())
     return ProjectImagesPublic(
         images=[image_summary(image, storage) for image in images],
         limit=limit,
         offset=offset,
-        total=sum(counts.values()),
+        total=total,
     )
 
 
