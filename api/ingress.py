@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from api.duplicates import dedupe_requested
 from api.errors import (
     BadRequestError,
     PayloadTooLargeError,
@@ -59,6 +60,8 @@ class ReceivedUpload:
     bytes: int
     sha256: str
     etag: str
+    # The `dedupe` form field (None when absent: the project's setting decides).
+    dedupe: bool | None = None
 
 
 class _HeaderSniffer:
@@ -127,6 +130,7 @@ async def receive_upload(
         writer.bytes_written,
         writer.sha256,
         writer.etag or "",
+        dedupe_requested(form.fields),
     )
 
 

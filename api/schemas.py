@@ -32,6 +32,14 @@ class ImageAccepted(BaseModel):
     state: ImageState
     workflow_id: str
     status_url: str
+    # Set when the upload was an exact duplicate (dedupe on): this is the earlier image.
+    duplicate_of: uuid.UUID | None = None
+
+
+class ProjectSettingsPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dedupe: bool = False
 
 
 class ImageLinkCreate(BaseModel):

@@ -189,3 +189,13 @@ class WebhookDelivery(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProjectSettings(Base):
+    """Per-project options; a project without a row has every default."""
+
+    __tablename__ = "project_settings"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Answer an upload whose bytes equal a `done` image of this project with that image.
+    dedupe: Mapped[bool] = mapped_column(Boolean, server_default="false")

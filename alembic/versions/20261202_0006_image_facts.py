@@ -1,4 +1,4 @@
-"""image facts: content hash, placeholders, colours, perceptual hash
+"""image facts: content hash, placeholders, colours, perceptual hash; project settings
 
 Revision ID: 0006
 Revises: 0005
@@ -32,9 +32,16 @@ def upgrade() -> None:
     op.create_index(
         "ix_images_project_id_content_sha256", "images", ["project_id", "content_sha256"]
     )
+    op.create_table(
+        "project_settings",
+        sa.Column("project_id", sa.BigInteger(), nullable=False),
+        sa.Column("dedupe", sa.Boolean(), server_default="false", nullable=False),
+        sa.PrimaryKeyConstraint("project_id", name="pk_project_settings"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("project_settings")
     op.drop_index("ix_images_project_id_content_sha256", table_name="images")
     for name, _ in reversed(_COLUMNS):
         op.drop_column("images", name)

@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
@@ -19,6 +19,7 @@ from api.deps import (
     UploadSlotDep,
     get_principal,
 )
+from api.duplicates import find_duplicate
 from api.errors import NotFoundError
 from api.guard import GuardedRoute
 from api.ingress import ReceivedUpload, image_row, receive_upload
@@ -92,6 +93,7 @@ DIRECT_UPLOAD_ROUTE = "/upload_image"
 )
 async def create_image_upload(
     request: Request,
+    response: Response,
     resources: ResourcesDep,
     idempotency_key: IdempotencyKeyDep,
     principal: PrincipalDep,
@@ -102,6 +104,10 @@ async def create_image_upload(
 
     The body is streamed to object storage, never held whole in memory. The answer comes
     once the original is stored and its workflow has started; poll `status_url`.
+
+    With dedupe on (the `dedupe=true` form field, or the project's setting), bytes equal
+    to an image already `done` in this project answer 200 with that image as
+    `duplicate_of`, and nothing new is stored or processed.
     """
     with dependency_errors():
         upload = await receive_upload(
@@ -109,6 +115,11 @@ async def create_image_upload(
         )
     try:
         with dependency_errors():
+            duplicate = await run_in_threadpool(
+                find_duplicate, resources.sessions, upload.project_id, upload.sha256, upload.dedupe
+            )
+            if duplicate is not None:
+                return await _duplicate(request, response, resources, upload, duplicate)
             image = await run_in_threadpool(
                 register_image, resources.sessions, image_row(upload, idempotency_key)
             )
@@ -133,6 +144,21 @@ async def create_image_upload(
         raise
     logger.info("accepted image %s for project %s", image.id, image.project_id)
     return _accepted(request, image.id, image.project_id, ImageState.UPLOADED)
+
+
+async def _duplicate(
+    request: Request,
+    response: Response,
+    resources: Resources,
+    upload: ReceivedUpload,
+    earlier: Image,
+) -> ImageAccepted:
+    """Dedupe found these bytes done in the project: answer that image, keep nothing new."""
+    await run_in_threadpool(discard_object, resources.storage, upload.source_key)
+    response.status_code = 200  # nothing new was accepted
+    answer = _accepted(request, earlier.id, earlier.project_id, ImageState.DONE)
+    answer.duplicate_of = earlier.id
+    return answer
 
 
 async def _replay(

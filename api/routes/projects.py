@@ -17,10 +17,17 @@ from api.deps import (
     StorageDep,
     get_principal,
 )
+from api.duplicates import project_dedupes, set_project_dedupe
 from api.errors import ApiError
 from api.guard import GuardedRoute
 from api.queries import count_by_state, list_project_images
-from api.schemas import ErrorPublic, ProjectImagesPublic, ProjectPublic, WsTokenPublic
+from api.schemas import (
+    ErrorPublic,
+    ProjectImagesPublic,
+    ProjectPublic,
+    ProjectSettingsPublic,
+    WsTokenPublic,
+)
 from api.similar import MAX_DISTANCE, list_similar_images
 from api.views import image_summary, project_public
 
@@ -82,6 +89,24 @@ def read_project_images(
         offset=offset,
         total=total,
     )
+
+
+@router.get("/{project_id}/settings", response_model=ProjectSettingsPublic, responses=_ERRORS)
+def read_project_settings(
+    project_id: ScopedProjectDep, session: SessionDep
+) -> ProjectSettingsPublic:
+    """The project's options (every default until set)."""
+    return ProjectSettingsPublic(dedupe=project_dedupes(session, project_id))
+
+
+@router.put("/{project_id}/settings", response_model=ProjectSettingsPublic, responses=_ERRORS)
+def update_project_settings(
+    project_id: ScopedProjectDep, body: ProjectSettingsPublic, session: SessionDep
+) -> ProjectSettingsPublic:
+    """Set the project's options. `dedupe`: answer uploads of bytes already `done` in this
+    project with that image (`duplicate_of`) instead of processing them again."""
+    set_project_dedupe(session, project_id, body.dedupe)
+    return body
 
 
 @router.post("/{project_id}/ws-token", response_model=WsTokenPublic, responses=_ERRORS)
