@@ -63,6 +63,8 @@ _EXTENSION_FORMATS = {
     "webp": "WEBP",
     "gif": "GIF",
     "avif": "AVIF",
+    "heic": "HEIF",
+    "heif": "HEIF",
 }
 
 

@@ -194,7 +194,7 @@ async def create_image_link(
 
     Send every `params` entry as a form field, unchanged, then the file as the last field,
     `file`. The link accepts up to `max_bytes`, with exactly the Content-Type in `params`
-    (from the filename's extension: JPEG, PNG, WebP, GIF or AVIF), until `expires_at`.
+    (from the filename's extension: JPEG, PNG, WebP, GIF, AVIF or HEIC), until `expires_at`.
     Once confirmed, the file is sealed as the image's original: posting to the link again
     changes nothing the image serves.
     """
