@@ -34,6 +34,7 @@ TABLES = {
     "upload_windows",
     "webhook_endpoints",
     "webhook_deliveries",
+    "project_settings",
 }
 
 
