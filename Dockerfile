@@ -39,6 +39,8 @@ COPY core ./core
 COPY api ./api
 COPY activities ./activities
 COPY workflows ./workflows
+# Operator commands, e.g. `docker compose run --rm api python -m admin.keys create --all`
+COPY admin ./admin
 
 USER app:app
 

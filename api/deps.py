@@ -1,43 +1,148 @@
-"""Typed dependencies, declared once and used in route signatures."""
+"""Every typed dependency, declared once and used in route signatures (WebSocket included).
+
+The lifespan (`api.main`) puts the per-process clients on `app.state`; only this module
+reads them there. Dependencies take an `HTTPConnection`, so HTTP and WebSocket routes share
+them. A database or storage fault raised here propagates to the one handler that answers
+it (`api.errors`): 503, or a 1013 close on a WebSocket.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+from temporalio.client import Client
 
-from api.auth import AccessControl, Principal
-from api.dependency_errors import dependency_errors
-from api.errors import BadRequestError, ForbiddenError, RateLimitedError
-from api.guard import principal_from_state
-from api.rate_limit import take_upload_slot
-from api.resources import Resources
-from api.upload_slots import UploadSlots
+from api.access.auth import AccessControl, Principal
+from api.access.guard import principal_from_state
+from api.access.rate_limit import take_upload_slot
+from api.errors import (
+    ApiErrorCode,
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+)
+from api.intake.intake import ImageIntake
+from api.intake.upload_slots import UploadSlots
+from api.ops.metrics import ApiMetrics, ImageStateGauge
+from api.status.hub import EventHub
+from api.status.queries import get_image
+from api.webhooks.deliveries import WebhookDeliveries
+from api.webhooks.endpoints import WebhookEndpoints
+from core.contracts import MAX_PROJECT_ID
+from core.models import Image
+from core.settings import Settings
 from core.storage import Storage
 
 
-def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
+def get_app_settings(conn: HTTPConnection) -> Settings:
+    settings: Settings = conn.app.state.settings
+    return settings
 
 
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+def get_engine(conn: HTTPConnection) -> Engine:
+    engine: Engine = conn.app.state.engine
+    return engine
 
 
-def get_session(resources: ResourcesDep) -> Iterator[Session]:
-    with resources.sessions() as session:
+def get_sessions(conn: HTTPConnection) -> sessionmaker[Session]:
+    sessions: sessionmaker[Session] = conn.app.state.sessions
+    return sessions
+
+
+def get_storage(conn: HTTPConnection) -> Storage:
+    storage: Storage = conn.app.state.storage
+    return storage
+
+
+def get_temporal(conn: HTTPConnection) -> Client:
+    temporal: Client = conn.app.state.temporal
+    return temporal
+
+
+def get_event_hub(conn: HTTPConnection) -> EventHub:
+    events: EventHub = conn.app.state.events
+    return events
+
+
+def get_access(conn: HTTPConnection) -> AccessControl:
+    access: AccessControl = conn.app.state.access
+    return access
+
+
+def get_upload_slots(conn: HTTPConnection) -> UploadSlots:
+    slots: UploadSlots = conn.app.state.upload_slots
+    return slots
+
+
+def get_api_metrics(conn: HTTPConnection) -> ApiMetrics:
+    metrics: ApiMetrics = conn.app.state.metrics
+    return metrics
+
+
+def get_image_states(conn: HTTPConnection) -> ImageStateGauge | None:
+    """The image-state gauge, once the lifespan has installed it (it needs the engine)."""
+    gauge: ImageStateGauge | None = getattr(conn.app.state, "image_states", None)
+    return gauge
+
+
+def get_page_csp(conn: HTTPConnection) -> str:
+    csp: str = conn.app.state.page_csp
+    return csp
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ApiMetricsDep = Annotated[ApiMetrics, Depends(get_api_metrics)]
+ImageStatesDep = Annotated[ImageStateGauge | None, Depends(get_image_states)]
+PageCspDep = Annotated[str, Depends(get_page_csp)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+EventHubDep = Annotated[EventHub, Depends(get_event_hub)]
+AccessDep = Annotated[AccessControl, Depends(get_access)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
+
+
+def get_session(sessions: SessionsDep) -> Iterator[Session]:
+    with sessions() as session:
         yield session
 
 
-def get_storage(resources: ResourcesDep) -> Storage:
-    return resources.storage
-
-
 SessionDep = Annotated[Session, Depends(get_session)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def get_intake(
+    sessions: SessionsDep, storage: StorageDep, temporal: TemporalDep, settings: SettingsDep
+) -> ImageIntake:
+    return ImageIntake(sessions, storage, temporal, settings)
+
+
+IntakeDep = Annotated[ImageIntake, Depends(get_intake)]
+
+
+def get_webhook_endpoints(session: SessionDep, settings: SettingsDep) -> WebhookEndpoints:
+    return WebhookEndpoints(session, settings)
+
+
+def get_webhook_deliveries(
+    sessions: SessionsDep, settings: SettingsDep, temporal: TemporalDep
+) -> WebhookDeliveries:
+    return WebhookDeliveries(sessions, settings, temporal)
+
+
+WebhookEndpointsDep = Annotated[WebhookEndpoints, Depends(get_webhook_endpoints)]
+WebhookDeliveriesDep = Annotated[WebhookDeliveries, Depends(get_webhook_deliveries)]
+WebhookIdPath = Annotated[uuid.UUID, Path()]
+DeliveryIdPath = Annotated[str, Path(min_length=44, max_length=44, pattern=r"^msg_[0-9a-f]{40}$")]
 
 
 def get_idempotency_key(
@@ -46,7 +151,11 @@ def get_idempotency_key(
         Header(
             alias="Idempotency-Key",
             description="Repeat a request safely: the same key (per project) answers the "
-            "same image, with one workflow and one set of objects.",
+            "same image, with one workflow and one set of objects. 1 to 255 printable "
+            "characters (else 400 `invalid_idempotency_key`); reused for another request: "
+            "409 `idempotency_key_reused`.",
+            # Documented for clients; checked below, so a bad key is our 400, not a 422.
+            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
         ),
     ] = None,
 ) -> str | None:
@@ -55,42 +164,38 @@ def get_idempotency_key(
     if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
         raise BadRequestError(
             "Idempotency-Key must be 1 to 255 printable characters",
-            code="invalid_idempotency_key",
+            code=ApiErrorCode.INVALID_IDEMPOTENCY_KEY,
         )
     return idempotency_key
 
 
 IdempotencyKeyDep = Annotated[str | None, Depends(get_idempotency_key)]
 
-
-def get_access(request: Request) -> AccessControl:
-    access: AccessControl = request.app.state.access
-    return access
-
-
-AccessDep = Annotated[AccessControl, Depends(get_access)]
 # auto_error=False: a missing key is our 401 (with our body), not FastAPI's 403.
-_bearer = HTTPBearer(auto_error=False, description="An API key; needed with AUTH_MODE=keys.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key; required with AUTH_MODE=keys (the default), ignored with "
+    "AUTH_MODE=open.",
+)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def get_principal(
-    request: Request, resources: ResourcesDep, access: AccessDep, bearer: BearerDep
+    conn: HTTPConnection, sessions: SessionsDep, access: AccessDep, bearer: BearerDep
 ) -> Principal:
     """The caller's key and scope; 401 without a valid key (AUTH_MODE=keys).
 
-    `api.guard` has checked the key already, before the body was read; this answers what
-    it found, and checks the key itself only for an app without the guard.
+    `api.access.guard` has checked the key already, before the body was read; this answers
+    what it found, and checks the key itself only for an app without the guard.
     """
-    found = principal_from_state(request.state)
+    found = principal_from_state(conn.state)
     if found is not None:
         return found
-    with dependency_errors():
-        return access.authenticate(resources.sessions, bearer.credentials if bearer else None)
+    return access.authenticate(sessions, bearer.credentials if bearer else None)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-ProjectIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_PROJECT_ID, json_schema_extra={"format": "int64"})]
 
 
 def get_scoped_project(project_id: ProjectIdPath, principal: PrincipalDep) -> int:
@@ -100,6 +205,24 @@ def get_scoped_project(project_id: ProjectIdPath, principal: PrincipalDep) -> in
 
 
 ScopedProjectDep = Annotated[int, Depends(get_scoped_project)]
+
+
+async def get_scoped_image(
+    image_id: uuid.UUID, sessions: SessionsDep, principal: PrincipalDep
+) -> Image:
+    """The path's image, or 404: another tenant's image answers exactly as a missing one."""
+
+    def load() -> Image | None:
+        with sessions() as session:
+            return get_image(session, image_id)
+
+    image = await run_in_threadpool(load)
+    if image is None or not principal.can_use(image.project_id):
+        raise NotFoundError(f"image {image_id} does not exist")
+    return image
+
+
+ScopedImageDep = Annotated[Image, Depends(get_scoped_image)]
 
 
 def require_all_projects(principal: PrincipalDep) -> Principal:
@@ -112,7 +235,7 @@ def require_all_projects(principal: PrincipalDep) -> Principal:
 AllProjectsDep = Annotated[Principal, Depends(require_all_projects)]
 
 
-def count_upload(resources: ResourcesDep, access: AccessDep, principal: PrincipalDep) -> None:
+def count_upload(sessions: SessionsDep, access: AccessDep, principal: PrincipalDep) -> None:
     """Spend one of the key's uploads this minute; 429 with Retry-After when none is left.
 
     Runs before the body is read, so a refused upload stores nothing.
@@ -120,8 +243,7 @@ def count_upload(resources: ResourcesDep, access: AccessDep, principal: Principa
     limit = access.upload_rate_limit_per_minute
     if limit == 0 or principal.key_id is None:
         return
-    with dependency_errors():
-        retry_after = take_upload_slot(resources.sessions, principal.key_id, limit)
+    retry_after = take_upload_slot(sessions, principal.key_id, limit)
     if retry_after is not None:
         raise RateLimitedError(
             f"at most {limit} uploads per minute for this key", retry_after_seconds=retry_after
@@ -131,9 +253,8 @@ def count_upload(resources: ResourcesDep, access: AccessDep, principal: Principa
 UploadQuotaDep = Annotated[None, Depends(count_upload)]
 
 
-async def hold_upload_slot(request: Request, principal: PrincipalDep) -> AsyncIterator[None]:
+async def hold_upload_slot(slots: UploadSlotsDep, principal: PrincipalDep) -> AsyncIterator[None]:
     """One of the key's concurrent direct uploads (UPLOAD_CONCURRENCY_PER_KEY); 429 if none."""
-    slots: UploadSlots = request.app.state.upload_slots
     with slots.hold(principal.key_id):
         yield
 

@@ -12,6 +12,7 @@ import hashlib
 import re
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -63,3 +64,26 @@ def install_docs(app: FastAPI) -> None:
     @app.get(oauth2_redirect_url, include_in_schema=False)
     async def read_docs_redirect() -> HTMLResponse:
         return HTMLResponse(bytes(redirect.body), headers=redirect_headers)
+
+
+def install_openapi(app: FastAPI, *, open_mode: bool) -> None:
+    """`/openapi.json` as this process serves requests: with AUTH_MODE=open no route needs
+    the Authorization header, so every security requirement gains the empty alternative."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            if open_mode:
+                _make_security_optional(document)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _make_security_optional(document: dict[str, Any]) -> None:
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and operation.get("security"):
+                operation["security"] = [*operation["security"], {}]

@@ -14,7 +14,7 @@
     ├── RateLimitedError         429 rate_limited, with Retry-After
     └── ServiceUnavailableError  503 dependency_unavailable, with Retry-After
 
-The guard (`api.guard`) answers with the same body: 400 host_not_allowed, 403
+The guard (`api.access.guard`) answers with the same body: 400 host_not_allowed, 403
 cross_site_request, 401, 413. A database or storage error on any route is 503.
 
 No stack trace ever reaches a client: anything unexpected is logged and answered as
@@ -24,6 +24,7 @@ No stack trace ever reaches a client: anything unexpected is logged and answered
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,13 +34,45 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from core.contracts import ErrorCode
 
 logger = logging.getLogger(__name__)
 
 
+class ApiErrorCode(StrEnum):
+    """The stable `error.code` values the API itself answers. An image's own outcome codes
+    (invalid_image, unsupported_format, payload_too_large, upload_expired, ...) are
+    `core.contracts.ErrorCode`, shared with the workflow; together they are every code."""
+
+    INTERNAL_ERROR = "internal_error"
+    BAD_REQUEST = "bad_request"
+    VALIDATION_ERROR = "validation_error"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    HOST_NOT_ALLOWED = "host_not_allowed"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    CROSS_SITE_REQUEST = "cross_site_request"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UPLOAD_TOO_SLOW = "upload_too_slow"
+    CONFLICT = "conflict"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    ALREADY_UPLOADED = "already_uploaded"
+    IMAGE_NOT_PREPARED = "image_not_prepared"
+    RETRY = "retry"
+    NOT_CONFIRMABLE = "not_confirmable"
+    IMAGE_FAILED = "image_failed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    RATE_LIMITED = "rate_limited"
+    DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
+    WS_TOKEN_SECRET_MISSING = "ws_token_secret_missing"
+
+
 class ApiError(Exception):
     status_code = 500
-    code = "internal_error"
+    code: str = ApiErrorCode.INTERNAL_ERROR
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -53,12 +86,12 @@ class ApiError(Exception):
 
 class BadRequestError(ApiError):
     status_code = 400
-    code = "bad_request"
+    code = ApiErrorCode.BAD_REQUEST
 
 
 class UnauthorizedError(ApiError):
     status_code = 401
-    code = "unauthorized"
+    code = ApiErrorCode.UNAUTHORIZED
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
@@ -66,17 +99,17 @@ class UnauthorizedError(ApiError):
 
 class ForbiddenError(ApiError):
     status_code = 403
-    code = "forbidden"
+    code = ApiErrorCode.FORBIDDEN
 
 
 class NotFoundError(ApiError):
     status_code = 404
-    code = "not_found"
+    code = ApiErrorCode.NOT_FOUND
 
 
 class RequestTimeoutError(ApiError):
     status_code = 408
-    code = "upload_too_slow"
+    code = ApiErrorCode.UPLOAD_TOO_SLOW
 
     def headers(self) -> dict[str, str]:
         return {"Connection": "close"}
@@ -84,27 +117,27 @@ class RequestTimeoutError(ApiError):
 
 class ConflictError(ApiError):
     status_code = 409
-    code = "conflict"
+    code = ApiErrorCode.CONFLICT
 
 
 class PayloadTooLargeError(ApiError):
     status_code = 413
-    code = "payload_too_large"
+    code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
 class UnsupportedMediaError(ApiError):
     status_code = 415
-    code = "unsupported_format"
+    code = ErrorCode.UNSUPPORTED_FORMAT
 
 
 class UnprocessableError(ApiError):
     status_code = 422
-    code = "invalid_image"
+    code = ErrorCode.INVALID_IMAGE
 
 
 class RateLimitedError(ApiError):
     status_code = 429
-    code = "rate_limited"
+    code = ApiErrorCode.RATE_LIMITED
 
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
@@ -116,7 +149,7 @@ class RateLimitedError(ApiError):
 
 class ServiceUnavailableError(ApiError):
     status_code = 503
-    code = "dependency_unavailable"
+    code = ApiErrorCode.DEPENDENCY_UNAVAILABLE
     retry_after_seconds = 5
 
     def headers(self) -> dict[str, str]:
@@ -124,14 +157,14 @@ class ServiceUnavailableError(ApiError):
 
 
 _ERRORS_BY_CODE: dict[str, type[ApiError]] = {
-    "payload_too_large": PayloadTooLargeError,
-    "unsupported_format": UnsupportedMediaError,
-    "invalid_image": UnprocessableError,
-    "image_too_large": UnprocessableError,
-    "too_many_frames": UnprocessableError,
-    "metadata_too_large": UnprocessableError,
-    "upload_missing": ConflictError,
-    "upload_expired": ConflictError,
+    ErrorCode.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
+    ErrorCode.UNSUPPORTED_FORMAT: UnsupportedMediaError,
+    ErrorCode.INVALID_IMAGE: UnprocessableError,
+    ErrorCode.IMAGE_TOO_LARGE: UnprocessableError,
+    ErrorCode.TOO_MANY_FRAMES: UnprocessableError,
+    ErrorCode.METADATA_TOO_LARGE: UnprocessableError,
+    ErrorCode.UPLOAD_MISSING: ConflictError,
+    ErrorCode.UPLOAD_EXPIRED: ConflictError,
 }
 
 
@@ -144,12 +177,40 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-_HTTP_CODES = {
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
+# Postgres or S3 failing under a request: answered 503 by the one handler below.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    SQLAlchemyTimeoutError,
+    BotoCoreError,
+    ClientError,
+)
+
+
+def unavailable_for(error: BaseException) -> ServiceUnavailableError:
+    """The 503 for a dependency's fault; for the WebSocket, which has no exception handlers."""
+    if isinstance(error, BotoCoreError | ClientError):
+        return ServiceUnavailableError("object storage is unavailable")
+    return ServiceUnavailableError("the database is unavailable")
+
+
+_HTTP_CODES: dict[int, str] = {
+    400: ApiErrorCode.BAD_REQUEST,  # a JSON body that does not parse
+    401: ApiErrorCode.UNAUTHORIZED,
+    404: ApiErrorCode.NOT_FOUND,
+    405: ApiErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's 405 names only the first
+    route's, though a path such as a collection has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -165,37 +226,35 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": list(item.get("loc", ())), "msg": item.get("msg", "")}
             for item in error.errors()
         ]
-        body = error_body("validation_error", "request validation failed", details=details)
+        body = error_body(
+            ApiErrorCode.VALIDATION_ERROR, "request validation failed", details=details
+        )
         return JSONResponse(body, 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
-        return JSONResponse(
-            error_body(code, str(error.detail)), error.status_code, headers=error.headers
-        )
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(error_body(code, str(error.detail)), error.status_code, headers=headers)
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLAlchemyTimeoutError)
-    async def _database_down(request: Request, error: Exception) -> JSONResponse:
-        # Any route, read or write: a database fault is the dependency's, never a 500.
-        logger.warning("database error on %s %s: %r", request.method, request.url.path, error)
-        return _unavailable("the database is unavailable")
-
     @app.exception_handler(BotoCoreError)
     @app.exception_handler(ClientError)
-    async def _storage_down(request: Request, error: Exception) -> JSONResponse:
-        logger.warning("storage error on %s %s: %r", request.method, request.url.path, error)
-        return _unavailable("object storage is unavailable")
+    async def _dependency_down(request: Request, error: Exception) -> JSONResponse:
+        # Any route, read or write: a dependency's fault is a 503, never a 500. The one
+        # place these are mapped; routes and dependencies let them propagate.
+        logger.warning("dependency error on %s %s: %r", request.method, request.url.path, error)
+        unavailable = unavailable_for(error)
+        return JSONResponse(
+            error_body(unavailable.code, unavailable.message),
+            unavailable.status_code,
+            headers=unavailable.headers(),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal server error"), 500)
-
-
-def _unavailable(message: str) -> JSONResponse:
-    error = ServiceUnavailableError(message)
-    return JSONResponse(
-        error_body(error.code, error.message), error.status_code, headers=error.headers()
-    )
+        return JSONResponse(error_body(ApiErrorCode.INTERNAL_ERROR, "internal server error"), 500)

@@ -11,24 +11,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api.auth import AccessControl
+from api.access.auth import AccessControl
+from api.access.guard import GuardPolicy, RequestGuard
 from api.deps import get_principal
-from api.docs import install_docs
+from api.docs import install_docs, install_openapi
 from api.errors import install_error_handlers
-from api.events import EventHub
-from api.guard import GuardPolicy, RequestGuard
-from api.metrics import ApiMetrics
-from api.observability import (
+from api.intake.upload_slots import UploadSlots
+from api.ops.metrics import ApiMetrics
+from api.ops.observability import (
     bind_image_log_context,
     install_image_state_gauge,
     install_observability,
 )
-from api.resources import Resources
 from api.routes import events as event_routes
-from api.routes import health, images, projects, webhooks
+from api.routes import health, images, metrics, projects, webhooks
 from api.routes.page import install_page
 from api.schemas import ErrorPublic
-from api.upload_slots import UploadSlots
+from api.status.hub import EventHub
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
@@ -45,19 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings)
+        # Each built once per process; only api.deps reads them back, as typed dependencies.
+        app.state.engine = engine = make_engine(settings)
+        app.state.sessions = make_sessionmaker(engine)
+        app.state.storage = Storage.from_settings(settings)
         # Lazy: the API starts even while Temporal is down, and /readyz says so.
-        temporal = await connect_temporal(settings, lazy=True)
-        events = EventHub(settings.database_url)
+        app.state.temporal = await connect_temporal(settings, lazy=True)
+        app.state.events = events = EventHub(settings.database_url)
         await events.start()
-        app.state.resources = Resources(
-            settings=settings,
-            engine=engine,
-            sessions=make_sessionmaker(engine),
-            storage=Storage.from_settings(settings),
-            temporal=temporal,
-            events=events,
-        )
         install_image_state_gauge(app, engine, settings)
         yield
         await events.stop()
@@ -74,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.state.settings = settings
     app.state.access = AccessControl.from_settings(settings)
     app.state.upload_slots = UploadSlots(settings.upload_concurrency_per_key)
     app.state.guard_policy = policy = guard_policy(settings)
@@ -85,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(projects.router)
     app.include_router(webhooks.router)
     app.include_router(event_routes.router)
+    app.include_router(metrics.router)
     install_docs(app)
+    install_openapi(app, open_mode=settings.auth_mode == "open")
     install_page(app, settings)
     return app
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.contracts import ImageState
+from core.contracts import MAX_PROJECT_ID, ImageState
 
 # The image document lives in core (the webhook activities send it too).
 from core.documents import ImageError as ImageError
@@ -26,6 +27,11 @@ class ErrorPublic(BaseModel):
     error: ErrorDetail
 
 
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error answers, each with the one error body."""
+    return {status: {"model": ErrorPublic} for status in statuses}
+
+
 class ImageAccepted(BaseModel):
     image_id: uuid.UUID
     project_id: int
@@ -39,7 +45,8 @@ class ImageAccepted(BaseModel):
 class ProjectSettingsPublic(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dedupe: bool = False
+    # Strict: `0` or "no" is not a boolean to the document, so not to us either.
+    dedupe: bool = Field(default=False, strict=True)
 
 
 class ImageLinkCreate(BaseModel):
@@ -47,7 +54,10 @@ class ImageLinkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filename: str = Field(min_length=1, max_length=1024, examples=["holiday.jpg"])
-    project_id: int = Field(ge=1, le=2**63 - 1)
+    # Strict: "7" is not an integer to the document, so not to us either.
+    project_id: int = Field(
+        ge=1, le=MAX_PROJECT_ID, strict=True, json_schema_extra={"format": "int64"}
+    )
 
 
 class ImageUploadLink(BaseModel):

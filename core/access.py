@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from core.contracts import MAX_PROJECT_ID
+
 # Keys and the WebSocket token secret are stored and compared as hashes, so they must be
 # long enough that guessing is hopeless.
 MIN_SECRET_CHARS = 32
-MAX_PROJECT_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)

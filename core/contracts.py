@@ -87,6 +87,11 @@ def workflow_id_for(image_id: str) -> str:
     return f"image-{image_id}"
 
 
+# Project ids are Postgres BIGINTs: the one bound every check and schema uses. Schemas say
+# `exclusiveMaximum: 2**63`, a bound that JSON's doubles hold exactly (2**63 - 1 is not).
+MAX_PROJECT_ID = 2**63 - 1
+
+
 # Object key spaces: uploads as they land, sealed originals, working copies.
 STAGING_PREFIX = "staging/"
 ORIGINALS_PREFIX = "originals/"

@@ -20,16 +20,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from temporalio import activity, workflow
-from temporalio.common import SearchAttributeKey
 
 from core.contracts import workflow_id_for
+from core.search_attributes import PROJECT_ID
 
 LogFormat = Literal["json", "text"]
 IMAGE_FIELDS = ("image_id", "project_id", "workflow_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 _WORKFLOW_ID_PREFIX = workflow_id_for("")
-# The same key the API starts image workflows with (api.registry); core cannot import api.
-_PROJECT_ID_KEY = SearchAttributeKey.for_keyword("ProjectId")
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ def _workflow_project_id() -> int | None:
     """The image workflow's ProjectId search attribute; read-only, so replay-safe."""
     if not workflow.in_workflow():
         return None
-    value = workflow.info().typed_search_attributes.get(_PROJECT_ID_KEY)
+    value = workflow.info().typed_search_attributes.get(PROJECT_ID)
     return int(value) if value is not None and value.isdigit() else None
 
 

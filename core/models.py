@@ -21,10 +21,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.contracts import ImageState
@@ -38,6 +40,20 @@ NAMING_CONVENTION = {
 }
 
 STATE_VALUES = ", ".join(f"'{s.value}'" for s in ImageState)
+
+
+class ImageStateType(TypeDecorator[ImageState]):
+    """The state column: `ImageState` in Python, its value in a VARCHAR(16) (the CHECK
+    constraint keeps the set), so no code converts between `.value` and strings."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else ImageState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> ImageState | None:
+        return None if value is None else ImageState(value)
 
 
 class Base(DeclarativeBase):
@@ -58,7 +74,7 @@ class Image(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[ImageState] = mapped_column(ImageStateType())
     source_key: Mapped[str] = mapped_column(String(512))
     original_filename: Mapped[str | None] = mapped_column(String(255))
     format: Mapped[str | None] = mapped_column(String(16))
@@ -108,7 +124,7 @@ class Version(Base):
 
 
 class ApiKey(Base):
-    """A key created by `python -m api.keys`; only the sha256 of the key is kept."""
+    """A key created by `python -m admin.keys`; only the sha256 of the key is kept."""
 
     __tablename__ = "api_keys"
     __table_args__ = (

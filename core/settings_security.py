@@ -23,7 +23,7 @@ class SecuritySettings(BaseSettings):
 
     # Access control
     # `keys` (the default): every data route needs `Authorization: Bearer <key>`, a key
-    # from API_KEYS or an active one stored in Postgres (`python -m api.keys`). With no key
+    # from API_KEYS or an active one stored in Postgres (`python -m admin.keys`). With no key
     # at all, every data route answers 401 and /readyz says why. `open`: no key is asked
     # for; only `make run` sets it, for a stack bound to 127.0.0.1. Keys never switch it.
     auth_mode: Literal["keys", "open"] = "keys"

@@ -9,13 +9,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.search_attributes import SEARCH_ATTRIBUTES
 from devstack.ports import LOOPBACK, free_ports
 from devstack.processes import ManagedProcess, StartupError, find_binary, spawn, wait_until
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "default"
-SEARCH_ATTRIBUTES = {"ProjectId": "Keyword"}
 # How `search-attribute list -o json` spells each type.
 _INDEXED_TYPES = {"Keyword": "INDEXED_VALUE_TYPE_KEYWORD"}
 _CLI_TIMEOUT = 10.0

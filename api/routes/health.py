@@ -8,18 +8,21 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
 
-from api.auth import AccessControl
-from api.deps import AccessDep, ResourcesDep
-from api.resources import Resources
+from api.access.auth import AccessControl
+from api.deps import AccessDep, EngineDep, SessionsDep, StorageDep, TemporalDep
 from api.schemas import HealthPublic, ReadinessPublic
 from core.db import ping
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3.0
-NO_KEY = "no API key: every data route answers 401 (set API_KEYS or run python -m api.keys create)"
+NO_KEY = (
+    "no API key: every data route answers 401 (set API_KEYS or run python -m admin.keys create)"
+)
 
 
 @router.get("/healthz", response_model=HealthPublic)
@@ -29,15 +32,21 @@ async def read_health() -> HealthPublic:
 
 
 @router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
-async def read_readiness(resources: ResourcesDep, access: AccessDep) -> JSONResponse:
+async def read_readiness(
+    engine: EngineDep,
+    sessions: SessionsDep,
+    storage: StorageDep,
+    temporal: TemporalDep,
+    access: AccessDep,
+) -> JSONResponse:
     """Readiness: Postgres, S3 and Temporal all answer, and some key can be accepted (with
     AUTH_MODE=keys); 503 names whatever is missing."""
     names = ("postgres", "s3", "temporal", "auth")
     results = await asyncio.gather(
-        _check(run_in_threadpool(ping, resources.engine)),
-        _check(run_in_threadpool(resources.storage.ping)),
-        _check(_temporal_health(resources)),
-        _auth_check(resources, access),
+        _check(run_in_threadpool(ping, engine)),
+        _check(run_in_threadpool(storage.ping)),
+        _check(_temporal_health(temporal)),
+        _auth_check(sessions, access),
     )
     checks = dict(zip(names, results, strict=True))
     ready = all(result == "ok" for result in results)
@@ -45,11 +54,11 @@ async def read_readiness(resources: ResourcesDep, access: AccessDep) -> JSONResp
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-async def _auth_check(resources: Resources, access: AccessControl) -> str:
+async def _auth_check(sessions: sessionmaker[Session], access: AccessControl) -> str:
     """Keys mode with no key at all is closed to everyone: say so, never open up."""
     try:
         any_key = await asyncio.wait_for(
-            run_in_threadpool(access.any_key, resources.sessions), CHECK_TIMEOUT_SECONDS
+            run_in_threadpool(access.any_key, sessions), CHECK_TIMEOUT_SECONDS
         )
     except Exception as error:
         logger.warning("readiness check of the keys failed: %r", error)
@@ -57,10 +66,8 @@ async def _auth_check(resources: Resources, access: AccessControl) -> str:
     return "ok" if any_key else NO_KEY
 
 
-async def _temporal_health(resources: Resources) -> None:
-    await resources.temporal.service_client.check_health(
-        timeout=timedelta(seconds=CHECK_TIMEOUT_SECONDS)
-    )
+async def _temporal_health(temporal: Client) -> None:
+    await temporal.service_client.check_health(timeout=timedelta(seconds=CHECK_TIMEOUT_SECONDS))
 
 
 async def _check(probe: object) -> str:

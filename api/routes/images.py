@@ -1,45 +1,34 @@
-"""Images: direct upload, upload links and their confirmation, and one image's status."""
+"""Images: direct upload, upload links and their confirmation, and one image's status.
+
+Thin: `ImageIntake` (api.intake) owns the upload flows; these shape their HTTP answers.
+"""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal
-from api.dependency_errors import dependency_errors
+from api.access.guard import GuardedRoute
 from api.deps import (
     IdempotencyKeyDep,
+    IntakeDep,
     PrincipalDep,
-    ResourcesDep,
+    ScopedImageDep,
+    SettingsDep,
+    StorageDep,
+    TemporalDep,
     UploadQuotaDep,
     UploadSlotDep,
     get_principal,
 )
-from api.duplicates import find_duplicate
-from api.errors import NotFoundError
-from api.guard import GuardedRoute
-from api.ingress import ReceivedUpload, image_row, receive_upload
-from api.progress import RUNNING_STATES, live_progress
-from api.queries import get_image
-from api.registry import (
-    check_replay,
-    discard_object,
-    forget_image,
-    processing_input,
-    register_image,
-    start_image_workflow,
-)
-from api.resources import Resources
-from api.schemas import ErrorPublic, ImageAccepted, ImageLinkCreate, ImagePublic, ImageUploadLink
-from api.upload_links import confirm_upload, create_upload_link
-from api.views import image_public
-from core.contracts import ImageState, workflow_id_for
-from core.logging import bind_image_context
-from core.models import Image
+from api.intake.intake import Admitted
+from api.schemas import ImageAccepted, ImageLinkCreate, ImagePublic, ImageUploadLink, errors
+from api.status.progress import RUNNING_STATES, live_progress
+from api.status.views import image_public
+from core.contracts import MAX_PROJECT_ID, ImageState, workflow_id_for
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -54,8 +43,15 @@ _UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["project_id", "file"],
                     "properties": {
-                        "project_id": {"type": "integer", "minimum": 1},
+                        "project_id": {
+                            "type": "integer",
+                            "format": "int64",
+                            "minimum": 1,
+                            "maximum": MAX_PROJECT_ID,
+                        },
                         "file": {"type": "string", "format": "binary"},
+                        # Absent: the project's setting decides (PUT /projects/{id}/settings).
+                        "dedupe": {"type": "boolean"},
                     },
                 }
             }
@@ -64,19 +60,14 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorPublic} for status in statuses}
-
-
-def _accepted(
-    request: Request, image_id: uuid.UUID, project_id: int, state: ImageState
-) -> ImageAccepted:
+def _accepted(request: Request, admitted: Admitted) -> ImageAccepted:
     return ImageAccepted(
-        image_id=image_id,
-        project_id=project_id,
-        state=state,
-        workflow_id=workflow_id_for(str(image_id)),
-        status_url=str(request.url_for("read_image", image_id=image_id)),
+        image_id=admitted.image_id,
+        project_id=admitted.project_id,
+        state=admitted.state,
+        workflow_id=admitted.workflow_id,
+        status_url=str(request.url_for("read_image", image_id=admitted.image_id)),
+        duplicate_of=admitted.duplicate_of,
     )
 
 
@@ -88,13 +79,16 @@ DIRECT_UPLOAD_ROUTE = "/upload_image"
     DIRECT_UPLOAD_ROUTE,
     status_code=202,
     response_model=ImageAccepted,
-    responses=_errors(400, 401, 404, 408, 413, 415, 422, 429, 503),
+    responses={
+        200: {"model": ImageAccepted, "description": "An exact duplicate (dedupe on)"},
+        **errors(400, 401, 404, 408, 409, 413, 415, 422, 429, 503),
+    },
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_image_upload(
     request: Request,
     response: Response,
-    resources: ResourcesDep,
+    intake: IntakeDep,
     idempotency_key: IdempotencyKeyDep,
     principal: PrincipalDep,
     _quota: UploadQuotaDep,
@@ -109,83 +103,23 @@ async def create_image_upload(
     to an image already `done` in this project answer 200 with that image as
     `duplicate_of`, and nothing new is stored or processed.
     """
-    with dependency_errors():
-        upload = await receive_upload(
-            request, resources.storage, resources.settings, principal.require_project
-        )
-    try:
-        with dependency_errors():
-            duplicate = await run_in_threadpool(
-                find_duplicate, resources.sessions, upload.project_id, upload.sha256, upload.dedupe
-            )
-            if duplicate is not None:
-                return await _duplicate(request, response, resources, upload, duplicate)
-            image = await run_in_threadpool(
-                register_image, resources.sessions, image_row(upload, idempotency_key)
-            )
-    except BaseException:
-        await run_in_threadpool(discard_object, resources.storage, upload.source_key)
-        raise
-    bind_image_context(
-        image_id=image.id, project_id=image.project_id, workflow_id=workflow_id_for(str(image.id))
-    )
-    if image.id != upload.image_id:
-        return await _replay(request, resources, image, upload)
-    try:
-        await start_image_workflow(
-            resources.temporal,
-            resources.settings,
-            processing_input(image, resources.settings, upload.etag),
-        )
-    except BaseException:
-        await run_in_threadpool(
-            forget_image, resources.sessions, resources.storage, image.id, image.source_key
-        )
-        raise
-    logger.info("accepted image %s for project %s", image.id, image.project_id)
-    return _accepted(request, image.id, image.project_id, ImageState.UPLOADED)
-
-
-async def _duplicate(
-    request: Request,
-    response: Response,
-    resources: Resources,
-    upload: ReceivedUpload,
-    earlier: Image,
-) -> ImageAccepted:
-    """Dedupe found these bytes done in the project: answer that image, keep nothing new."""
-    await run_in_threadpool(discard_object, resources.storage, upload.source_key)
-    response.status_code = 200  # nothing new was accepted
-    answer = _accepted(request, earlier.id, earlier.project_id, ImageState.DONE)
-    answer.duplicate_of = earlier.id
-    return answer
-
-
-async def _replay(
-    request: Request, resources: Resources, earlier: Image, upload: ReceivedUpload
-) -> ImageAccepted:
-    """The key was used before: drop this copy, and answer (and finish starting) the first."""
-    await run_in_threadpool(discard_object, resources.storage, upload.source_key)
-    check_replay(earlier, upload.sha256)
-    # The same bytes, streamed in the same parts, were stored with the same ETag.
-    await start_image_workflow(
-        resources.temporal,
-        resources.settings,
-        processing_input(earlier, resources.settings, upload.etag),
-    )
-    return _accepted(request, earlier.id, earlier.project_id, ImageState(earlier.state))
+    admitted = await intake.accept_upload(request, principal, idempotency_key)
+    if admitted.duplicate_of is not None:
+        response.status_code = 200  # nothing new was accepted
+    return _accepted(request, admitted)
 
 
 @router.post(
     "/images/",
     status_code=201,
     response_model=ImageUploadLink,
-    responses=_errors(401, 404, 413, 422, 429, 503),
+    responses=errors(400, 401, 404, 409, 413, 422, 429, 503),
 )
 async def create_image_link(
     body: ImageLinkCreate,
     request: Request,
-    resources: ResourcesDep,
+    intake: IntakeDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKeyDep,
     principal: PrincipalDep,
     _quota: UploadQuotaDep,
@@ -199,8 +133,7 @@ async def create_image_link(
     changes nothing the image serves.
     """
     principal.require_project(body.project_id)
-    with dependency_errors():
-        link = await create_upload_link(resources, body.filename, body.project_id, idempotency_key)
+    link = await intake.create_link(body.filename, body.project_id, idempotency_key)
     return ImageUploadLink(
         image_id=link.image_id,
         project_id=body.project_id,
@@ -208,7 +141,7 @@ async def create_image_link(
         upload_link=link.url,
         params=link.params,
         expires_at=link.expires_at,
-        max_bytes=resources.settings.max_upload_bytes,
+        max_bytes=settings.max_upload_bytes,
         workflow_id=link.workflow_id,
         status_url=str(request.url_for("read_image", image_id=link.image_id)),
         confirm_url=str(request.url_for("confirm_image_upload", image_id=link.image_id)),
@@ -219,44 +152,29 @@ async def create_image_link(
     "/images/{image_id}/uploaded",
     status_code=202,
     response_model=ImageAccepted,
-    responses=_errors(401, 404, 409, 413, 415, 422, 503),
+    responses=errors(401, 404, 409, 413, 415, 422, 503),
 )
 async def confirm_image_upload(
-    image_id: uuid.UUID, request: Request, resources: ResourcesDep, principal: PrincipalDep
+    image: ScopedImageDep, request: Request, intake: IntakeDep
 ) -> ImageAccepted:
     """Confirm that the file was posted to the upload link; processing starts once it checks out.
 
     409 `upload_missing` if nothing was uploaded yet (the link stays usable), 409
     `upload_expired` after expiry, 413/415/422 if the uploaded file is refused.
     """
-    image = await _load_image(resources, image_id, principal)
-    with dependency_errors():
-        state = await confirm_upload(resources, image)
-    return _accepted(request, image.id, image.project_id, state)
+    state = await intake.confirm(image)
+    admitted = Admitted(image.id, image.project_id, state, workflow_id_for(str(image.id)))
+    return _accepted(request, admitted)
 
 
-@router.get("/images/{image_id}", response_model=ImagePublic, responses=_errors(401, 404))
+@router.get("/images/{image_id}", response_model=ImagePublic, responses=errors(401, 404, 503))
 async def read_image(
-    image_id: uuid.UUID, resources: ResourcesDep, principal: PrincipalDep
+    image: ScopedImageDep, storage: StorageDep, temporal: TemporalDep, settings: SettingsDep
 ) -> ImagePublic:
     """One image: state, dimensions, error, a link per ready version, and live progress."""
-    image = await _load_image(resources, image_id, principal)
-    public = await run_in_threadpool(image_public, image, resources.storage)
+    public = await run_in_threadpool(image_public, image, storage)
     if image.state in RUNNING_STATES:
         public.progress = await live_progress(
-            resources.temporal, image.id, resources.settings.status_query_timeout_seconds
+            temporal, image.id, settings.status_query_timeout_seconds
         )
     return public
-
-
-async def _load_image(resources: Resources, image_id: uuid.UUID, principal: Principal) -> Image:
-    def load() -> Image | None:
-        with resources.sessions() as session:
-            return get_image(session, image_id)
-
-    with dependency_errors():
-        image = await run_in_threadpool(load)
-    # Another tenant's image answers exactly as a missing one.
-    if image is None or not principal.can_use(image.project_id):
-        raise NotFoundError(f"image {image_id} does not exist")
-    return image

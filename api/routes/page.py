@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.deps import PageCspDep
 from core.settings import Settings
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +41,5 @@ def install_page(app: FastAPI, settings: Settings) -> None:
 
 
 @router.get("/")
-async def read_page(request: Request) -> FileResponse:
-    csp: str = request.app.state.page_csp
+async def read_page(csp: PageCspDep) -> FileResponse:
     return FileResponse(PAGE, media_type="text/html", headers={"Content-Security-Policy": csp})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.auth import OPEN_KEY_ID
+from api.access.auth import OPEN_KEY_ID
+from api.access.guard import GuardedRoute
 from api.deps import (
     AccessDep,
     PrincipalDep,
@@ -17,19 +18,18 @@ from api.deps import (
     StorageDep,
     get_principal,
 )
-from api.duplicates import project_dedupes, set_project_dedupe
-from api.errors import ApiError
-from api.guard import GuardedRoute
-from api.queries import count_by_state, list_project_images
+from api.errors import ApiError, ApiErrorCode
+from api.intake.dedupe import project_dedupes, set_project_dedupe
 from api.schemas import (
-    ErrorPublic,
     ProjectImagesPublic,
     ProjectPublic,
     ProjectSettingsPublic,
     WsTokenPublic,
+    errors,
 )
-from api.similar import MAX_DISTANCE, list_similar_images
-from api.views import image_summary, project_public
+from api.status.queries import count_by_state, list_project_images
+from api.status.similar import MAX_DISTANCE, list_similar_images
+from api.status.views import image_summary, project_public
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -44,9 +44,7 @@ router = APIRouter(
 MAX_OFFSET = 1_000_000
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic} for status in (401, 404, 409, 422, 503)
-}
+_ERRORS = errors(401, 404, 422, 503)
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, responses=_ERRORS)
@@ -61,7 +59,11 @@ def read_project(
     return project_public(session, storage, project_id, limit, offset)
 
 
-@router.get("/{project_id}/images", response_model=ProjectImagesPublic, responses=_ERRORS)
+@router.get(
+    "/{project_id}/images",
+    response_model=ProjectImagesPublic,
+    responses=errors(401, 404, 409, 422, 503),
+)
 def read_project_images(
     project_id: ScopedProjectDep,
     session: SessionDep,
@@ -74,7 +76,8 @@ def read_project_images(
     """The spec's shape: `{"images": [{image_id, state, project_id, versions}]}`, paginated.
 
     With `similar_to`, only the project's near duplicates of that image: those whose
-    64-bit perceptual hash differs in at most `max_distance` bits, nearest first.
+    64-bit perceptual hash differs in at most `max_distance` bits, nearest first (404 if
+    the image is not in the project, 409 `image_not_prepared` until it has a hash).
     """
     if similar_to is not None:
         images, total = list_similar_images(
@@ -99,7 +102,11 @@ def read_project_settings(
     return ProjectSettingsPublic(dedupe=project_dedupes(session, project_id))
 
 
-@router.put("/{project_id}/settings", response_model=ProjectSettingsPublic, responses=_ERRORS)
+@router.put(
+    "/{project_id}/settings",
+    response_model=ProjectSettingsPublic,
+    responses=errors(400, 401, 404, 413, 422, 503),
+)
 def update_project_settings(
     project_id: ScopedProjectDep, body: ProjectSettingsPublic, session: SessionDep
 ) -> ProjectSettingsPublic:
@@ -124,7 +131,9 @@ def create_ws_token(
         if principal.key_id is not None:
             # Keys stored in Postgres were created, but the API was started without a secret.
             logger.error("a WebSocket token was asked for, but WS_TOKEN_SECRET is not set")
-            raise ApiError("WS_TOKEN_SECRET is not configured", code="ws_token_secret_missing")
+            raise ApiError(
+                "WS_TOKEN_SECRET is not configured", code=ApiErrorCode.WS_TOKEN_SECRET_MISSING
+            )
         return WsTokenPublic(token=None, expires_at=None, ws_url=ws_url)
     token, expires_at = access.ws_tokens.issue(project_id, principal.key_id or OPEN_KEY_ID)
     return WsTokenPublic(token=token, expires_at=expires_at, ws_url=f"{ws_url}?token={token}")

@@ -7,16 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.dependency_errors import dependency_errors
-from api.deps import ScopedProjectDep, get_principal
-from api.guard import GuardedRoute
-from api.schemas import ErrorPublic
-from api.webhooks.deps import (
+from api.access.guard import GuardedRoute
+from api.deps import (
     DeliveryIdPath,
+    ScopedProjectDep,
     WebhookDeliveriesDep,
     WebhookEndpointsDep,
     WebhookIdPath,
+    get_principal,
 )
+from api.schemas import errors
 from api.webhooks.schemas import (
     DeliveriesPublic,
     DeliveryPublic,
@@ -41,10 +41,12 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorPublic} for status in (401, 404, *statuses)}
+    return errors(401, 404, 503, *statuses)
 
 
-@router.post("", status_code=201, response_model=WebhookCreated, responses=_errors(409, 422))
+@router.post(
+    "", status_code=201, response_model=WebhookCreated, responses=_errors(400, 409, 413, 422)
+)
 def create_webhook(
     project_id: ScopedProjectDep, body: WebhookCreate, endpoints: WebhookEndpointsDep
 ) -> WebhookCreated:
@@ -52,18 +54,16 @@ def create_webhook(
 
     `url` must be https (unless WEBHOOK_ALLOW_HTTP) and reach a public address.
     """
-    with dependency_errors():
-        return endpoints.create(project_id, body)
+    return endpoints.create(project_id, body)
 
 
 @router.get("", response_model=WebhooksPublic, responses=_errors())
 def read_webhooks(project_id: ScopedProjectDep, endpoints: WebhookEndpointsDep) -> WebhooksPublic:
     """The project's endpoints, oldest first, without their secrets."""
-    with dependency_errors():
-        return endpoints.list(project_id)
+    return endpoints.list(project_id)
 
 
-@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=_errors(422))
+@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=_errors(400, 413, 422))
 def update_webhook(
     project_id: ScopedProjectDep,
     webhook_id: WebhookIdPath,
@@ -71,8 +71,7 @@ def update_webhook(
     endpoints: WebhookEndpointsDep,
 ) -> WebhookPublic:
     """Enable or disable an endpoint (one the receiver disabled with 410 Gone, too)."""
-    with dependency_errors():
-        return endpoints.set_enabled(project_id, webhook_id, body.enabled)
+    return endpoints.set_enabled(project_id, webhook_id, body.enabled)
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=_errors())
@@ -80,8 +79,7 @@ def delete_webhook(
     project_id: ScopedProjectDep, webhook_id: WebhookIdPath, endpoints: WebhookEndpointsDep
 ) -> Response:
     """Remove an endpoint and its delivery history; pending deliveries stop."""
-    with dependency_errors():
-        endpoints.delete(project_id, webhook_id)
+    endpoints.delete(project_id, webhook_id)
     return Response(status_code=204)
 
 
@@ -90,8 +88,7 @@ def rotate_webhook_secret(
     project_id: ScopedProjectDep, webhook_id: WebhookIdPath, endpoints: WebhookEndpointsDep
 ) -> WebhookSecret:
     """A new signing secret, shown only now; every attempt from now on is signed with it."""
-    with dependency_errors():
-        return endpoints.rotate(project_id, webhook_id)
+    return endpoints.rotate(project_id, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic, responses=_errors())
@@ -103,8 +100,7 @@ async def read_webhook_deliveries(
     offset: Offset = 0,
 ) -> DeliveriesPublic:
     """The endpoint's deliveries, newest first: status, attempts, the last answer."""
-    with dependency_errors():
-        return await run_in_threadpool(deliveries.page, project_id, webhook_id, limit, offset)
+    return await run_in_threadpool(deliveries.page, project_id, webhook_id, limit, offset)
 
 
 @router.post(
@@ -124,5 +120,4 @@ async def redeliver_webhook(
     409 `delivery_pending` while it is still being tried, `webhook_disabled` if the
     endpoint is off.
     """
-    with dependency_errors():
-        return await deliveries.redeliver(project_id, webhook_id, delivery_id)
+    return await deliveries.redeliver(project_id, webhook_id, delivery_id)

@@ -1,2 +1,3 @@
 """Webhooks, the API's side: endpoints per project (owner: `WebhookEndpoints`) and their
-deliveries (`WebhookDeliveries`). The router in `api/routes/webhooks.py` stays thin."""
+deliveries (`WebhookDeliveries`). The router in `api/routes/webhooks.py` stays thin;
+their typed dependencies are in `api/deps.py`."""

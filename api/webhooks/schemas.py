@@ -25,7 +25,8 @@ class WebhookCreate(BaseModel):
 class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    # Strict: `0` or "no" is not a boolean to the document, so not to us either.
+    enabled: bool = Field(strict=True)
 
 
 class WebhookPublic(BaseModel):

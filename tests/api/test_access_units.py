@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from api.auth import OPEN, AccessControl, Principal
-from api.ws_tokens import InvalidWsTokenError, WsTokenSigner
+from api.access.auth import OPEN, AccessControl, Principal
+from api.access.ws_tokens import InvalidWsTokenError, WsTokenSigner
 from core.access import parse_api_keys
 from core.settings import Settings
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from api.errors import BadRequestError, UnsupportedMediaError
-from api.multipart import MAX_FIELD_BYTES, StreamingForm
-from api.registry import sanitize_filename
+from api.intake.multipart import MAX_FIELD_BYTES, StreamingForm
+from api.intake.registry import sanitize_filename
 
 BOUNDARY = "b0undary"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

@@ -52,7 +52,16 @@ def test_default_command_serves_the_api_like_make_run() -> None:
 
 def test_image_holds_what_the_entry_points_import() -> None:
     copied = " ".join(arguments("COPY"))
-    for needed in ("alembic.ini", "worker.py", "alembic", "core", "api", "activities", "workflows"):
+    for needed in (
+        "alembic.ini",
+        "worker.py",
+        "alembic",
+        "core",
+        "api",
+        "activities",
+        "workflows",
+        "admin",
+    ):
         assert needed in copied, needed
 
 

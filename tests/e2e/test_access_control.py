@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from websockets.exceptions import ConnectionClosed
 
-from api.ws_tokens import WsTokenSigner
+from api.access.ws_tokens import WsTokenSigner
 from core.models import ApiKey, Image
 from core.storage import Storage
 from tests.conftest import REPO_ROOT
@@ -274,7 +274,7 @@ async def test_s3_refuses_a_link_once_it_expires(storage: Storage) -> None:
 
 def keys_command(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "api.keys", *args],
+        [sys.executable, "-m", "admin.keys", *args],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,

@@ -1,0 +1,1 @@
+"""Operator commands that run beside the service, not inside it (`python -m admin.keys`)."""

@@ -1,0 +1,150 @@
+"""Registering an image, shared by both upload flows: its row, its workflow, and undoing them."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.errors import ApiErrorCode, ConflictError, ServiceUnavailableError
+from core.contracts import WORKFLOW_NAME, ImageProcessingInput, ImageState, workflow_id_for
+from core.events import publish, state_event
+from core.models import Image
+from core.search_attributes import PROJECT_ID
+from core.settings import Settings
+from core.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+def sanitize_filename(filename: str | None) -> str | None:
+    """Keep a display name only: no path, no control characters, bounded length."""
+    if not filename:
+        return None
+    name = unicodedata.normalize("NFC", filename).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[:255] or None
+
+
+def register_image(sessions: sessionmaker[Session], image: Image) -> Image:
+    """Insert the row and announce its first state, in one transaction.
+
+    With an idempotency key already used in the project, nothing is inserted and the
+    earlier request's row is answered instead; the unique constraint settles races.
+    """
+    try:
+        with sessions.begin() as session:
+            session.add(image)
+            publish(session, state_event(image.id, image.project_id, image.state))
+        return image
+    except IntegrityError:
+        if image.idempotency_key is None:
+            raise
+    with sessions() as session:
+        earlier = session.scalar(
+            select(Image).where(
+                Image.project_id == image.project_id,
+                Image.idempotency_key == image.idempotency_key,
+            )
+        )
+    if earlier is None:  # the earlier request was undone meanwhile
+        raise ConflictError(
+            "a request with this key is being undone; retry", code=ApiErrorCode.RETRY
+        )
+    return earlier
+
+
+def check_replay(earlier: Image, fingerprint: str | None) -> None:
+    """A key may only be replayed with the same request."""
+    if earlier.request_fingerprint != fingerprint:
+        raise ConflictError(
+            f"this Idempotency-Key was used for another request (image {earlier.id})",
+            code=ApiErrorCode.IDEMPOTENCY_KEY_REUSED,
+        )
+
+
+def processing_input(
+    image: Image, settings: Settings, source_etag: str | None = None
+) -> ImageProcessingInput:
+    """`source_etag`: the staged object a direct upload wrote, which the workflow seals."""
+    awaiting = image.state == ImageState.INIT
+    return ImageProcessingInput(
+        str(image.id),
+        image.project_id,
+        image.source_key,
+        awaiting_upload=awaiting,
+        upload_timeout_seconds=upload_timeout_seconds(settings) if awaiting else 0.0,
+        max_attempts=settings.activity_max_attempts,
+        source_etag=source_etag,
+        source_format=image.format,
+    )
+
+
+def upload_timeout_seconds(settings: Settings) -> float:
+    return float(settings.upload_link_expiry_seconds + settings.upload_confirm_grace_seconds)
+
+
+def forget_image(
+    sessions: sessionmaker[Session], storage: Storage, image_id: uuid.UUID, source_key: str
+) -> None:
+    """Undo a registration whose workflow could not be started. Never raises."""
+    # Each step on its own: with Postgres down, the object must still go (and vice versa).
+    discard_object(storage, source_key)
+    try:
+        with sessions.begin() as session:
+            image = session.get(Image, image_id)
+            if image is not None:
+                session.delete(image)
+    except Exception:
+        logger.exception("could not remove the row of undone image %s", image_id)
+
+
+def discard_object(storage: Storage, key: str) -> None:
+    """Remove an object nothing refers to. Never raises: the staging cleanup is the backstop."""
+    try:
+        storage.delete(key)
+    except Exception:
+        logger.exception("could not remove unused object %s", key)
+
+
+async def start_image_workflow(
+    client: Client, settings: Settings, request: ImageProcessingInput
+) -> str:
+    """Start `image-<id>`, findable by its ProjectId search attribute.
+
+    Idempotent: an image has exactly one workflow id. A start while it runs joins it
+    (USE_EXISTING); once it has closed, the id is never reused (REJECT_DUPLICATE), since
+    operators retry a closed image with `temporal workflow reset`, which keeps its id.
+    """
+    workflow_id = workflow_id_for(request.image_id)
+    try:
+        await client.start_workflow(
+            WORKFLOW_NAME,
+            request,
+            id=workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(PROJECT_ID, str(request.project_id))]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # it ran before: this request is a replay
+    except (RPCError, RuntimeError) as error:
+        # The lazily connected client raises RuntimeError while it cannot reach Temporal.
+        raise ServiceUnavailableError("the workflow service is unavailable") from error
+    return workflow_id

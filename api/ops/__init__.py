@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics and request observability (logs, the image-state gauge)."""
