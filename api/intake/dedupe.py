@@ -9,17 +9,22 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.errors import ApiErrorCode, UnprocessableError
 from core.contracts import ImageState
 from core.models import Image, ProjectSettings
 
-TRUE_VALUES = frozenset({"true", "1", "yes"})
+# The document says boolean: anything else is a client's mistake, refused, never read as off.
+_BOOLEANS = {"true": True, "false": False}
 
 
 def dedupe_requested(fields: dict[str, str]) -> bool | None:
     """The request's `dedupe` field: True, False, or None (absent: the project decides)."""
     if "dedupe" not in fields:
         return None
-    return fields["dedupe"].strip().lower() in TRUE_VALUES
+    value = _BOOLEANS.get(fields["dedupe"].strip().lower())
+    if value is None:
+        raise UnprocessableError("dedupe must be true or false", code=ApiErrorCode.VALIDATION_ERROR)
+    return value
 
 
 def project_dedupes(session: Session, project_id: int) -> bool:

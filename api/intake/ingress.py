@@ -118,6 +118,7 @@ async def receive_upload(
         info = await _stream_file(request, form, writer, settings, check_project)
         project_id = _project_id(form.fields)
         check_project(project_id)
+        dedupe = dedupe_requested(form.fields)
         await run_in_threadpool(writer.complete)
     except BaseException:
         await run_in_threadpool(_abort_quietly, writer)
@@ -131,7 +132,7 @@ async def receive_upload(
         writer.bytes_written,
         writer.sha256,
         writer.etag or "",
-        dedupe_requested(form.fields),
+        dedupe,
     )
 
 
