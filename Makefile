@@ -7,7 +7,8 @@ PYTEST_ARGS ?=
 # `make run WORKERS=4`: how many worker processes; unset means one per CPU core.
 WORKERS ?=
 
-.PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke clean lock lock-upgrade
+.PHONY: install browser run test test-faults lint fmt typecheck check bench bench-smoke \
+	bench-chaos bench-chaos-smoke clean lock lock-upgrade
 
 install: $(STAMP)
 
@@ -76,3 +77,13 @@ bench: install
 bench-smoke: install
 	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json
 	$(BIN)/python -m bench.facts --repeats 1 --output $(VENV)/bench-facts-smoke.json
+
+## 5 minutes of 1.5 uploads/s while workers are killed (every 40 s) and one is frozen, S3
+## and Postgres restart; then audit Postgres, S3, the events and Temporal against each other.
+bench-chaos: install
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+## The same soak in 75 s, with every fault once or twice (CI runs it; it fails on any finding).
+bench-chaos-smoke: install
+	$(BIN)/python -m bench.chaos --duration 75 --kill-every 25 --freeze-at 10 --freeze-for 15 \
+		--s3-restart-at 35 --pg-restart-at 55 --key chaos-smoke --output $(VENV)/bench-chaos-smoke.json

@@ -40,6 +40,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
+from activities.liveness import LivenessActivities, LivenessBeat
 from activities.metrics import (
     ObservabilityInterceptor,
     WorkerMetrics,
@@ -69,6 +70,10 @@ logger = logging.getLogger("worker")
 WORKING_COPY_MAX_AGE_SECONDS = 600.0
 # At shutdown, how long the held copies may take to be rendered, at most.
 MAX_DRAIN_SECONDS = 10.0
+# How long a workflow task waits for the worker that ran the workflow's previous one
+# before any worker takes it (replaying the history): a killed worker otherwise holds
+# up every image it was running for the SDK's default of 10 s.
+STICKY_TIMEOUT = timedelta(seconds=3)
 
 
 @dataclass
@@ -81,6 +86,7 @@ class ProcessActivities:
     copies: WorkingCopies
     # Webhook attempts: on the delivery queue, with slots of their own.
     webhooks: list[Callable[..., Any]]
+    beat: LivenessBeat
 
 
 def render_queue_for(settings: Settings) -> str:
@@ -109,11 +115,13 @@ def build_activities(
             *images.all(),
             *UploadActivities(storage, sessions, settings, hooks).all(),
             *CleanupActivities(storage, sessions, settings).all(),
+            *LivenessActivities(sessions).all(),
         ],
         render=[images.resize],
         render_queue=render_queue,
         copies=copies,
         webhooks=list(WebhookActivities(storage, sessions, settings, delivery_metrics).all()),
+        beat=LivenessBeat(sessions, render_queue),
     )
 
 
@@ -137,6 +145,7 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         interceptors=interceptors,
         workflow_runner=workflow_runner(settings),
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
 
 
@@ -187,7 +196,8 @@ async def running_workers(
     executor: ThreadPoolExecutor,
     interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[None]:
-    """Poll both queues; on exit stop taking new images first, then render what is held."""
+    """Poll both queues, beating for the render queue; on exit stop taking new images
+    first, then render what is held."""
     render = build_worker(
         client, settings, activities.render, executor, activities.render_queue, interceptors
     )
@@ -195,13 +205,17 @@ async def running_workers(
     deliveries = build_delivery_worker(
         client, settings, activities.webhooks, executor, interceptors
     )
-    async with render:
-        async with shared, deliveries:
-            yield
-        drain = min(MAX_DRAIN_SECONDS, settings.worker_graceful_shutdown_seconds / 3)
-        if not await asyncio.to_thread(activities.copies.wait_until_empty, drain):
-            # Their images time out on this queue and are prepared again elsewhere.
-            logger.warning("stopping with %d copies unrendered", len(activities.copies))
+    activities.beat.start()
+    try:
+        async with render:
+            async with shared, deliveries:
+                yield
+            drain = min(MAX_DRAIN_SECONDS, settings.worker_graceful_shutdown_seconds / 3)
+            if not await asyncio.to_thread(activities.copies.wait_until_empty, drain):
+                # Their images are prepared again elsewhere once the beat has stopped.
+                logger.warning("stopping with %d copies unrendered", len(activities.copies))
+    finally:
+        await asyncio.to_thread(activities.beat.stop)
 
 
 async def keep_schedules(client: Client, settings: Settings) -> None:

@@ -16,6 +16,9 @@ activity heartbeats. Only objects older than the threshold are considered (by th
 - `work/<id>/working` whose image is `done`, `error` or gone: a working copy the
   workflow could not delete.
 - Multipart uploads never completed nor aborted, anywhere in the bucket.
+- Derivatives in `pending_objects` (see `activities.version_records`): written by an
+  attempt that was refused or crashed before its row, superseded by a newer fence, or
+  left by a failed image. They are found in Postgres, not by listing the bucket.
 
 Keys that do not have exactly these shapes are left alone.
 """
@@ -27,7 +30,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
@@ -38,6 +41,7 @@ from core.contracts import (
     RESUMABLE_ERROR_TYPES,
     STAGING_PREFIX,
     SWEEP_ORIGINALS_ACTIVITY,
+    SWEEP_PENDING_OBJECTS_ACTIVITY,
     SWEEP_WORKING_COPIES_ACTIVITY,
     WORKING_PREFIX,
     ImageState,
@@ -46,7 +50,7 @@ from core.contracts import (
     staging_key_for,
     working_key_for,
 )
-from core.models import Image
+from core.models import Image, PendingObject, Version
 from core.settings import Settings
 from core.storage import Storage
 
@@ -67,7 +71,12 @@ class CleanupActivities:
         self._settings = settings
 
     def all(self) -> Sequence[Callable[..., Any]]:
-        return [self.sweep_originals, self.sweep_working_copies, self.abort_uploads]
+        return [
+            self.sweep_originals,
+            self.sweep_working_copies,
+            self.abort_uploads,
+            self.sweep_pending_objects,
+        ]
 
     @activity.defn(name=SWEEP_ORIGINALS_ACTIVITY)
     @classify_errors
@@ -109,6 +118,52 @@ class CleanupActivities:
                 activity.heartbeat(result.removed)
         activity.logger.info("aborted %d stale multipart uploads", result.removed)
         return result
+
+    @activity.defn(name=SWEEP_PENDING_OBJECTS_ACTIVITY)
+    @classify_errors
+    def sweep_pending_objects(self, request: SweepInput) -> SweepResult:
+        """Delete old pending derivatives that no version row points at."""
+        result = SweepResult()
+        while (
+            batch := self._sweep_pending_batch(_cutoff(request), request.batch_size)
+        ) is not None:
+            removed, refused = batch
+            result.removed += removed
+            result.failed += refused
+            activity.heartbeat(result.removed)
+            if removed == 0:
+                break  # only refusals left: the next run tries them again
+        activity.logger.info(
+            "deleted %d pending objects (%d refused)", result.removed, result.failed
+        )
+        return result
+
+    def _sweep_pending_batch(self, cutoff: datetime, size: int) -> tuple[int, int] | None:
+        """One batch: (deleted, refused), or None once nothing old is pending.
+
+        The rows stay locked while their objects are deleted, so a resize that commits
+        meanwhile waits, then finds its key gone and is refused, never pointing at a
+        deleted object.
+        """
+        with self._sessions.begin() as session:
+            rows = session.execute(
+                select(PendingObject.key, PendingObject.image_id)
+                .where(PendingObject.created_at < cutoff)
+                .order_by(PendingObject.created_at)
+                .limit(size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return None
+            image_ids = {image_id for _, image_id in rows}
+            used = set(session.scalars(select(Version.key).where(Version.image_id.in_(image_ids))))
+            doomed = [key for key, _ in rows if key not in used]
+            refused = set(self._storage.delete_many(doomed)) if doomed else set()
+            done = [key for key, _ in rows if key not in refused]
+            session.execute(delete(PendingObject).where(PendingObject.key.in_(done)))
+        for key in refused:
+            activity.logger.warning("S3 refused to delete %s", key)
+        return len(doomed) - len(refused), len(refused)
 
     def _sweep(
         self,

@@ -6,6 +6,9 @@ are spent, that code is what the image's `error_code` says.
 
 The message becomes the image's `error.message`, which clients read: it names neither an
 endpoint nor a library class. The details go to the worker's log.
+
+A write refused by its fence (`StaleWriteError`) becomes a non-retryable `superseded`:
+retrying cannot make an older fence newer.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.contracts import ErrorCode
+from core.fencing import StaleWriteError
 
 # What an image's error says for the codes whose cause is ours, not the image's.
 PUBLIC_MESSAGES: dict[str, str] = {
@@ -44,6 +48,15 @@ def classify_errors(function: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
+        except StaleWriteError as error:
+            info = activity.info()
+            activity.logger.warning(
+                "refused a stale write of %s attempt %d: %s",
+                info.activity_type, info.attempt, error,
+            )  # fmt: skip
+            raise ApplicationError(
+                str(error), type=ErrorCode.SUPERSEDED, non_retryable=True
+            ) from error
         except (BotoCoreError, ClientError) as error:
             activity.logger.warning("object storage failed: %s", error)
             raise ApplicationError(

@@ -5,6 +5,11 @@ runs them on a thread pool, and CPU scales with worker processes.
 
 `prepare` keeps the decoded copy in this worker's memory (`WorkingCopies`) and answers
 this worker's own task queue, where the workflow sends the image's resizes.
+
+Every write is fenced (`core.fencing`, docs/fencing.md): an attempt that Temporal already
+gave up on, and that something newer has overtaken, is refused before it writes anything
+and raises `superseded`. A resize writes its object under a key of its own and deletes it
+again when its row is refused.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify_errors, public_message
+from activities.heartbeats import LAZY_BEAT_SECONDS, heartbeating
 from activities.metrics import count_bytes_in
 from activities.records import ImageRecords
+from activities.version_records import VersionRecords
 from activities.webhook_outbox import WebhookOutbox
 from activities.working_copies import WorkingCopies
 from core.contracts import (
@@ -44,6 +51,7 @@ from core.contracts import (
     version_key_for,
 )
 from core.facts import compute_facts
+from core.fencing import StaleWriteError
 from core.imaging import (
     DecodedImage,
     Rendered,
@@ -74,6 +82,7 @@ class ImageActivities:
     ) -> None:
         self._storage = storage
         self._records = ImageRecords(sessions, hooks)
+        self._versions = VersionRecords(sessions)
         self._settings = settings
         self._limits = limits_from(settings)
         self._render_queue = render_queue
@@ -87,26 +96,27 @@ class ImageActivities:
     def prepare(self, request: PrepareInput) -> PreparedImage:
         """Decode the source once, upright and normalized, into the working copy."""
         image_id = uuid.UUID(request.image_id)
-        known_hash = self._records.set_state(image_id, ImageState.PROCESSING)
+        known_hash = self._records.set_state(image_id, ImageState.PROCESSING, request.fence)
         # The API hashed a direct upload as it streamed; a link's upload it never saw, so
         # that one is hashed here as it downloads (about 3 ms of CPU a MB, no second read).
         digest = None if known_hash else hashlib.sha256()
-        with _scratch_dir() as scratch:
+        with _scratch_dir() as scratch, heartbeating("preparing"):
             source_path = scratch / "source"
             self._download(request.source_key, source_path, digest)
-            activity.heartbeat("downloaded")
             with _as_application_error():
                 decoded = decode_source(source_path, self._limits)
             sha256 = None if digest is None else digest.hexdigest()
             if not request.render_versions:
                 self._store_working_copy(request.working_key, decoded, scratch / "working")
                 return self._prepared(request, decoded, sha256, render_queue=None)
-        self._copies.keep(request.image_id, decoded, request.render_versions)
-        return self._prepared(request, decoded, sha256, render_queue=self._render_queue)
+        prepared = self._prepared(request, decoded, sha256, render_queue=self._render_queue)
+        prepared.renders_queued = self._copies.keep(
+            request.image_id, decoded, request.render_versions
+        )
+        return prepared
 
     def _store_working_copy(self, key: str, decoded: DecodedImage, working_path: Path) -> None:
         """For workflows started before `render-where-prepared`: the copy goes to S3."""
-        activity.heartbeat("decoded")
         save_working_copy(decoded, working_path)
         self._storage.upload_file(key, working_path, "application/octet-stream", "private")
 
@@ -121,7 +131,7 @@ class ImageActivities:
         image_id = uuid.UUID(request.image_id)
         facts = compute_facts(decoded.pixels)  # a few ms, from a 32x32 thumbnail of the copy
         self._records.set_source_details(
-            image_id, source.format, source.width, source.height, facts, sha256
+            image_id, source.format, source.width, source.height, request.fence, facts, sha256
         )
         activity.logger.info("prepared %s (%s)", request.image_id, source.format)
         return PreparedImage(
@@ -136,15 +146,41 @@ class ImageActivities:
     @activity.defn(name=RESIZE_ACTIVITY)
     @classify_errors
     def resize(self, request: ResizeInput) -> ResizeResult:
-        """Make one size from the working copy; rerunning it overwrites the same key and row."""
+        """Make one size from the working copy, under a key of this attempt's own."""
+        try:
+            result = self._resize(request)
+        except StaleWriteError:
+            # Overtaken: this worker's copy will never be rendered for a newer fence.
+            self._copies.discard(request.image_id)
+            raise
+        if request.from_memory:
+            self._copies.rendered(request.image_id, request.version)
+        return result
+
+    def _resize(self, request: ResizeInput) -> ResizeResult:
+        if not request.from_memory:
+            return self._resize_and_write(request)
+        # Beats only if the render outlasts a second (a loaded machine), so a dead or
+        # frozen worker is noticed within the heartbeat timeout, and a live one never.
+        with heartbeating("rendering", first_after=LAZY_BEAT_SECONDS):
+            return self._resize_and_write(request)
+
+    def _resize_and_write(self, request: ResizeInput) -> ResizeResult:
+        image_id = uuid.UUID(request.image_id)
         rendered = self._render(request)
         if not request.from_memory:  # renders from memory are bounded by a short timeout
             activity.heartbeat("encoded")
-        key = version_key_for(
-            request.project_id, request.image_id, request.version, rendered.extension
-        )
+        attempt, extension = activity.info().attempt, rendered.extension
+        keys = [
+            version_key_for(
+                request.project_id, request.image_id, request.version, extension, request.fence, n
+            )
+            for n in range(1, attempt + 1)
+        ]
+        key = keys[-1]
+        self._versions.claim(image_id, key, request.fence)
         self._storage.put_bytes(key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL)
-        result = ResizeResult(
+        written = ResizeResult(
             version=request.version,
             key=key,
             width=rendered.width,
@@ -152,10 +188,16 @@ class ImageActivities:
             bytes=len(rendered.data),
             content_type=rendered.content_type,
         )
-        self._records.upsert_version(uuid.UUID(request.image_id), request.project_id, result)
-        if request.from_memory:
-            self._copies.rendered(request.image_id, request.version)
-        return result
+        try:
+            committed = self._versions.commit(image_id, request.project_id, written, request.fence)
+        except StaleWriteError:
+            self._discard_quietly([key])
+            raise
+        # What earlier attempts of this resize may have written before they failed (an
+        # outage between their write and their row): only one of the keys is in the row.
+        earlier = [k for k in keys[:-1] if k != committed.result.key]
+        self._discard_quietly([*committed.unused, *earlier])
+        return committed.result
 
     def _render(self, request: ResizeInput) -> Rendered:
         size, quality = (request.width, request.height), self._settings.jpeg_quality
@@ -175,7 +217,7 @@ class ImageActivities:
         """Drop the working copy, then say `done`: once done, nothing temporary is left."""
         if request.working_key is not None:
             self._storage.delete(request.working_key)
-        self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE)
+        self._records.set_state(uuid.UUID(request.image_id), ImageState.DONE, request.fence)
 
     @activity.defn(name=FAIL_ACTIVITY)
     @classify_errors
@@ -188,16 +230,35 @@ class ImageActivities:
         message = public_message(request.code, request.message)
         if message != request.message:
             activity.logger.warning("image %s failed: %s", request.image_id, request.message)
-        keys = self._records.set_error(image_id, request.code, message)
+        keys = self._records.set_error(image_id, request.code, message, request.fence)
         keys.append(request.working_key)
-        keys.extend(key for key in (request.source_key, request.original_key) if key is not None)
-        return DiscardInput(keys)
+        guarded = [key for key in (request.source_key, request.original_key) if key is not None]
+        return DiscardInput(keys, request.fence, request.image_id, guarded)
 
     @activity.defn(name=DISCARD_ACTIVITY)
     @classify_errors
     def discard(self, request: DiscardInput) -> None:
+        """Delete what a failed image left; its upload and original only while it is still
+        failed (a late attempt must not take them from a run that a reset started)."""
         for key in request.keys:
             self._storage.delete(key)
+        self._versions.forget(request.keys)
+        if not request.guarded_keys:
+            return
+        if self._records.still_failed(uuid.UUID(request.image_id), request.fence):
+            for key in request.guarded_keys:
+                self._storage.delete(key)
+        else:
+            activity.logger.warning("kept the upload of %s: it was retried", request.image_id)
+
+    def _discard_quietly(self, keys: list[str]) -> None:
+        """Objects nothing points at; the staging cleanup deletes any left behind."""
+        try:
+            for key in keys:
+                self._storage.delete(key)
+            self._versions.forget(keys)
+        except Exception:
+            activity.logger.warning("left %s to the staging cleanup", keys, exc_info=True)
 
     def _download(self, key: str, path: Path, digest: Hash | None = None) -> None:
         try:

@@ -1,22 +1,55 @@
-"""The Postgres writes the activities make. Each is idempotent, so retries are safe.
+"""The Postgres writes the activities make to images. Each is idempotent and fenced.
 
-Every write publishes its event in the same transaction (see `core.events`).
+A write first locks the image row, then asks `core.fencing` whether its fence may still
+write; a stale one raises `StaleWriteError` and changes nothing. A change of state
+publishes its event in the same transaction (see `core.events`) and records its webhook
+deliveries there too; only a change of state does either, so a repeated or refused write
+announces nothing, to clients or to webhooks.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.webhook_outbox import WebhookOutbox
-from core.contracts import RESUMABLE_ERROR_TYPES, ImageState, ResizeResult
+from core.contracts import RESUMABLE_ERROR_TYPES, Fence, ImageState
 from core.documents import facts_public
-from core.events import publish, state_event, version_event
+from core.events import publish, state_event
 from core.facts import ImageFacts, phash_to_signed
-from core.models import Image, Version
+from core.fencing import StaleWriteError, Verdict, Written, processing_under, state_verdict
+from core.models import Image, PendingObject, Version
+
+
+@dataclass(frozen=True)
+class LockedImage:
+    project_id: int
+    written: Written
+
+
+def lock_image(session: Session, image_id: uuid.UUID) -> LockedImage | None:
+    """The image's state and last writer, its row locked until the transaction ends."""
+    row = session.execute(
+        select(Image.project_id, Image.state, Image.fence_token, Image.fence_run_id)
+        .where(Image.id == image_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return None
+    fence = Fence(row.fence_token, row.fence_run_id or "")
+    return LockedImage(row.project_id, Written(ImageState(row.state), fence))
+
+
+def mark_pending(session: Session, image_id: uuid.UUID, keys: list[str]) -> None:
+    """Hand objects to the staging cleanup, in case nobody else deletes them."""
+    if keys:
+        rows = [{"key": key, "image_id": image_id} for key in keys]
+        session.execute(insert(PendingObject).values(rows).on_conflict_do_nothing())
 
 
 class ImageRecords:
@@ -26,70 +59,30 @@ class ImageRecords:
         self._sessions = sessions
         self._hooks = hooks or WebhookOutbox(sessions, None)
 
-    def set_state(self, image_id: uuid.UUID, state: ImageState) -> str | None:
-        """Move the image to `state`; answer the content hash recorded so far (if any)."""
-        deliveries: list[str] = []
-        content_sha256: str | None = None
+    def set_state(self, image_id: uuid.UUID, state: ImageState, fence: Fence) -> str | None:
+        """Move the image to `state`, unless a newer write forbids it (StaleWriteError);
+        answer the content hash recorded so far (if any)."""
         with self._sessions.begin() as session:
-            image = session.scalars(
-                update(Image)
-                .where(Image.id == image_id)
-                .values(state=state.value, error_code=None, error_message=None)
-                .returning(Image)
-            ).one_or_none()
-            if image is not None:
-                project_id, content_sha256 = image.project_id, image.content_sha256
-                public = facts_public(image) if state is ImageState.DONE else None
-                facts = None if public is None else public.model_dump()
-                publish(session, state_event(image_id, project_id, state.value, facts=facts))
-                deliveries = self._hooks.record(session, image_id, project_id, state)
-        self._hooks.dispatch(image_id, state, deliveries)
+            deliveries = self._transition(session, image_id, state, fence, {})
+            content_sha256 = session.scalar(
+                select(Image.content_sha256).where(Image.id == image_id)
+            )
+        self._hooks.dispatch(image_id, state, deliveries or [])
         return content_sha256
 
-    def set_source_details(
+    def mark_uploaded(
         self,
         image_id: uuid.UUID,
         image_format: str,
         width: int,
         height: int,
-        facts: ImageFacts | None = None,
-        content_sha256: str | None = None,
-    ) -> None:
-        """What the decode found: format, upright size and the facts from the copy (and the
-        content hash, for uploads whose bytes the API never saw)."""
-        values: dict[str, object] = {"format": image_format, "width": width, "height": height}
-        if content_sha256 is not None:
-            values["content_sha256"] = func.coalesce(Image.content_sha256, content_sha256)
-        if facts is not None:
-            values.update(
-                blurhash=facts.blurhash,
-                thumbhash=facts.thumbhash,
-                dominant_color=facts.dominant_color,
-                average_color=facts.average_color,
-                phash=phash_to_signed(facts.phash),
-            )
-        with self._sessions.begin() as session:
-            session.execute(update(Image).where(Image.id == image_id).values(**values))
-
-    def mark_uploaded(
-        self, image_id: uuid.UUID, image_format: str, width: int, height: int, size: int
+        size: int,
+        fence: Fence,
     ) -> None:
         """The upload-link object checked out: record what it is and move to `uploaded`."""
+        details = {"format": image_format, "width": width, "height": height, "bytes": size}
         with self._sessions.begin() as session:
-            project_id = session.scalar(
-                update(Image)
-                .where(Image.id == image_id)
-                .values(
-                    state=ImageState.UPLOADED.value,
-                    format=image_format,
-                    width=width,
-                    height=height,
-                    bytes=size,
-                )
-                .returning(Image.project_id)
-            )
-            if project_id is not None:
-                publish(session, state_event(image_id, project_id, ImageState.UPLOADED))
+            self._transition(session, image_id, ImageState.UPLOADED, fence, details)
 
     def seal_original(self, image_id: uuid.UUID, staging_key: str, original_key: str) -> bool:
         """Point the image at its sealed original; False when the row has moved on.
@@ -114,45 +107,119 @@ class ImageRecords:
             )
         return changed is not None
 
-    def set_error(self, image_id: uuid.UUID, code: str, message: str) -> list[str]:
-        """End the image in `error` without versions; answer the keys the versions had."""
-        deliveries: list[str] = []
+    def set_error(self, image_id: uuid.UUID, code: str, message: str, fence: Fence) -> list[str]:
+        """End the image in `error` without versions; answer the keys the versions had.
+
+        The keys are also handed to the staging cleanup, so they go even if the caller
+        never gets to delete them.
+        """
+        details = {"error_code": code, "error_message": message}
+        keys: list[str] = []
         with self._sessions.begin() as session:
-            keys = list(
-                session.scalars(
-                    delete(Version).where(Version.image_id == image_id).returning(Version.key)
+            deliveries = self._transition(session, image_id, ImageState.ERROR, fence, details)
+            if deliveries is not None:
+                keys = list(
+                    session.scalars(
+                        delete(Version).where(Version.image_id == image_id).returning(Version.key)
+                    )
                 )
-            )
-            project_id = session.scalar(
-                update(Image)
-                .where(Image.id == image_id)
-                .values(state=ImageState.ERROR.value, error_code=code, error_message=message)
-                .returning(Image.project_id)
-            )
-            if project_id is not None:
-                publish(session, state_event(image_id, project_id, ImageState.ERROR, code))
-                deliveries = self._hooks.record(session, image_id, project_id, ImageState.ERROR)
-        self._hooks.dispatch(image_id, ImageState.ERROR, deliveries)
+                mark_pending(session, image_id, keys)
+        self._hooks.dispatch(image_id, ImageState.ERROR, deliveries or [])
         return keys
 
-    def upsert_version(self, image_id: uuid.UUID, project_id: int, result: ResizeResult) -> None:
-        values = {
-            "image_id": image_id,
-            "name": result.version,
-            "key": result.key,
-            "width": result.width,
-            "height": result.height,
-            "bytes": result.bytes,
-            "content_type": result.content_type,
-        }
-        statement = insert(Version).values(**values)
-        statement = statement.on_conflict_do_update(
-            constraint="uq_versions_image_id_name",
-            set_={k: v for k, v in values.items() if k not in ("image_id", "name")},
-        )
-        event = version_event(
-            image_id, project_id, result.version, result.key, result.width, result.height
-        )
+    def set_source_details(
+        self,
+        image_id: uuid.UUID,
+        image_format: str,
+        width: int,
+        height: int,
+        fence: Fence,
+        facts: ImageFacts | None = None,
+        content_sha256: str | None = None,
+    ) -> None:
+        """What the decode found (format, upright size, the facts from the copy, and the
+        content hash of uploads whose bytes the API never saw), while the image is still
+        being processed under `fence`."""
+        values: dict[str, object] = {"format": image_format, "width": width, "height": height}
+        if facts is not None:
+            values.update(_facts_values(facts))
+        columns = [getattr(Image, name) for name in values]
+        # Unchanged values are not written again: `updated_at` stays as it was.
+        changed = tuple_(*columns).is_distinct_from(tuple(values.values()))
+        if content_sha256 is not None:
+            changed = or_(changed, Image.content_sha256.is_(None))
+            values["content_sha256"] = func.coalesce(Image.content_sha256, content_sha256)
         with self._sessions.begin() as session:
-            session.execute(statement)
-            publish(session, event)
+            image = lock_image(session, image_id)
+            if image is None:
+                return
+            if not processing_under(image.written, fence):
+                raise StaleWriteError(f"image {image_id} is {image.written.state.value} now")
+            session.execute(update(Image).where(Image.id == image_id, changed).values(**values))
+
+    def still_failed(self, image_id: uuid.UUID, fence: Fence) -> bool:
+        """Whether the failure written under `fence` is still the image's last word."""
+        with self._sessions() as session:
+            image = lock_image(session, image_id)
+            return (
+                image is not None
+                and image.written.state == ImageState.ERROR
+                and image.written.fence.token <= fence.token
+            )
+
+    def _transition(
+        self,
+        session: Session,
+        image_id: uuid.UUID,
+        state: ImageState,
+        fence: Fence,
+        details: Mapping[str, object],
+    ) -> list[str] | None:
+        """Write `state` (and `details`) if the fence allows. When it was written, answer
+        the webhook deliveries recorded with it (for `dispatch`); else None.
+
+        A missing row (an image whose registration was undone) is left alone.
+        """
+        image = lock_image(session, image_id)
+        if image is None:
+            return None
+        verdict = state_verdict(image.written, state, fence)
+        if verdict is Verdict.REFUSE:
+            raise StaleWriteError(
+                f"image {image_id} is {image.written.state.value} under a later fence"
+            )
+        if verdict is Verdict.KEEP:
+            return None
+        values: dict[str, object] = {"error_code": None, "error_message": None, **details}
+        session.execute(
+            update(Image)
+            .where(Image.id == image_id)
+            .values(state=state.value, fence_token=fence.token, fence_run_id=fence.run_id or None)
+            .values(**values)
+        )
+        if state == image.written.state:
+            return []  # a newer fence only: nothing to announce
+        code = details.get("error_code")
+        facts = _done_facts(session, image_id) if state == ImageState.DONE else None
+        event = state_event(
+            image_id, image.project_id, state.value, str(code) if code else None, facts=facts
+        )
+        publish(session, event)
+        return self._hooks.record(session, image_id, image.project_id, state)
+
+
+def _facts_values(facts: ImageFacts) -> dict[str, object]:
+    return {
+        "blurhash": facts.blurhash,
+        "thumbhash": facts.thumbhash,
+        "dominant_color": facts.dominant_color,
+        "average_color": facts.average_color,
+        "phash": phash_to_signed(facts.phash),
+    }
+
+
+def _done_facts(session: Session, image_id: uuid.UUID) -> dict[str, object] | None:
+    """The facts the `done` event carries, so a page paints placeholders at once."""
+    image = session.get(Image, image_id)
+    public = None if image is None else facts_public(image)
+    return None if public is None else public.model_dump()

@@ -71,7 +71,12 @@ class UploadActivities:
         except ImagingError as error:
             raise _refusal(str(error), error.code) from error
         self._records.mark_uploaded(
-            uuid.UUID(request.image_id), info.format, info.width, info.height, head.size
+            uuid.UUID(request.image_id),
+            info.format,
+            info.width,
+            info.height,
+            head.size,
+            request.fence,
         )
         return VerifiedUpload(head.etag, info.format)
 
@@ -107,11 +112,16 @@ class UploadActivities:
     @activity.defn(name=EXPIRE_UPLOAD_ACTIVITY)
     @classify_errors
     def expire(self, request: ExpireUploadInput) -> None:
-        """No confirmation came in time: drop any late object and end the image."""
+        """No confirmation came in time: drop any late object and end the image.
+
+        A stale attempt (the image went on under a later fence) is refused before it
+        deletes anything.
+        """
         self._records.set_error(
             uuid.UUID(request.image_id),
             ErrorCode.UPLOAD_EXPIRED,
             "no upload was confirmed before the link expired",
+            request.fence,
         )
         self._storage.delete(request.source_key)
         activity.logger.info("expired upload link of %s (%s)", request.image_id, ImageState.ERROR)

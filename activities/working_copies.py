@@ -50,13 +50,16 @@ class WorkingCopies:
         self._lock = threading.Lock()
         self._emptied = threading.Condition(self._lock)
 
-    def keep(self, image_id: str, image: DecodedImage, versions: Iterable[str]) -> None:
-        """Hold `image` until each of `versions` has been rendered from it."""
+    def keep(self, image_id: str, image: DecodedImage, versions: Iterable[str]) -> int:
+        """Hold `image` until each of `versions` has been rendered from it; answer how
+        many renders of other images were still to do (this image's queue ahead)."""
         with self._lock:
             self._entries.pop(image_id, None)
+            queued = sum(len(entry.pending) for entry in self._entries.values())
             self._entries[image_id] = _Entry(image, set(versions), self._clock())
             self._drop_stale()
             self._drop_oldest_beyond_budget()
+            return queued
 
     def get(self, image_id: str) -> DecodedImage:
         """The image's copy, or `working_copy_lost` for the workflow to prepare it again."""
@@ -79,6 +82,12 @@ class WorkingCopies:
             entry.pending.discard(version)
             if not entry.pending:
                 del self._entries[image_id]
+                self._emptied.notify_all()
+
+    def discard(self, image_id: str) -> None:
+        """Drop the image's copy at once: a newer preparation has overtaken it."""
+        with self._lock:
+            if self._entries.pop(image_id, None) is not None and not self._entries:
                 self._emptied.notify_all()
 
     def wait_until_empty(self, timeout: float) -> bool:

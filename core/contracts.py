@@ -21,6 +21,7 @@ DISCARD_ACTIVITY = "discard_objects"
 VERIFY_UPLOAD_ACTIVITY = "verify_upload"
 EXPIRE_UPLOAD_ACTIVITY = "expire_upload"
 SEAL_ORIGINAL_ACTIVITY = "seal_original"
+RENDER_QUEUE_ALIVE_ACTIVITY = "render_queue_alive"
 
 # The update a client's upload confirmation becomes.
 CONFIRM_UPLOAD_UPDATE = "confirm_upload"
@@ -55,6 +56,11 @@ class ErrorCode(StrEnum):
     # Internal: the worker holding an image's decoded copy is gone, or dropped it. The
     # workflow prepares the image again; an image's error never says this.
     WORKING_COPY_LOST = "working_copy_lost"
+    # Internal: a write was refused because something scheduled later (or a newer run)
+    # already wrote the image (see core/fencing.py). A stale attempt raises it, and
+    # Temporal discards its outcome anyway; a current one only after an operator reset
+    # to an event with activities pending, and the workflow then prepares again.
+    SUPERSEDED = "superseded"
 
 
 NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
@@ -69,6 +75,7 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     ErrorCode.UPLOAD_EXPIRED,
     ErrorCode.UPLOAD_CHANGED,
     ErrorCode.WORKING_COPY_LOST,
+    ErrorCode.SUPERSEDED,
 )
 
 
@@ -117,8 +124,27 @@ def working_key_for(image_id: str) -> str:
     return f"{WORKING_PREFIX}{image_id}/working"
 
 
-def version_key_for(project_id: int, image_id: str, version: str, extension: str) -> str:
-    return f"{project_id}/{image_id}/{version}.{extension}"
+def version_key_for(
+    project_id: int, image_id: str, version: str, extension: str, fence: Fence, attempt: int
+) -> str:
+    """Each attempt writes an object of its own, named after what produced it, so a stale
+    attempt can never overwrite the object a version row points at (docs/fencing.md)."""
+    return f"{project_id}/{image_id}/{version}-{fence.token}-{attempt}.{extension}"
+
+
+@dataclass
+class Fence:
+    """Orders the writes of an image's activities (see core/fencing.py and docs/fencing.md).
+
+    `token` is the workflow's clock (`workflow.time_ns()`) when it scheduled the activity:
+    deterministic, never lower in a later workflow task, and later than anything of the
+    previous run after a reset. `run_id` is the run that scheduled it. Every attempt of one
+    scheduled activity carries the same fence. The defaults (0, "") are what activities
+    scheduled before fencing existed get: they are still held to forward-only states.
+    """
+
+    token: int = 0
+    run_id: str = ""
 
 
 @dataclass
@@ -155,6 +181,7 @@ class UploadConfirmation:
 class VerifyUploadInput:
     image_id: str
     source_key: str
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -180,6 +207,7 @@ class SealInput:
 class ExpireUploadInput:
     image_id: str
     source_key: str
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -191,6 +219,7 @@ class PrepareInput:
     # memory. Empty (workflows started before `render-where-prepared`): the copy goes to
     # S3 under `working_key` instead.
     render_versions: list[str] = field(default_factory=list)
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -202,6 +231,8 @@ class PreparedImage:
     has_alpha: bool
     # The preparing worker's own task queue: renders of its in-memory copy run there.
     render_queue: str | None = None
+    # Renders of other images that worker still had to do: this image's wait behind them.
+    renders_queued: int = 0
 
 
 @dataclass
@@ -214,6 +245,14 @@ class ResizeInput:
     working_key: str
     # Render from this worker's in-memory copy (sent to `PreparedImage.render_queue`).
     from_memory: bool = False
+    fence: Fence = field(default_factory=Fence)
+
+
+@dataclass
+class RenderQueueCheck:
+    """Is the worker behind this render queue alive (it beat within the last seconds)?"""
+
+    render_queue: str
 
 
 @dataclass
@@ -231,6 +270,7 @@ class FinishInput:
     image_id: str
     # The S3 working copy to drop; None when the copy was only ever in a worker's memory.
     working_key: str | None
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -244,6 +284,7 @@ class FailureInput:
     # The sealed original, set when the image failed for good (not a transient fault):
     # it is removed too, and an image in `error` links nothing.
     original_key: str | None = None
+    fence: Fence = field(default_factory=Fence)
 
 
 @dataclass
@@ -251,6 +292,12 @@ class DiscardInput:
     """Objects a failed image leaves behind."""
 
     keys: list[str] = field(default_factory=list)
+    # The failure's fence, and the image it recorded: the upload and the sealed original
+    # (`guarded_keys`) are only deleted while that failure is still the image's last word,
+    # never once a reset has taken the image up again.
+    fence: Fence = field(default_factory=Fence)
+    image_id: str = ""
+    guarded_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -279,6 +326,7 @@ CLEANUP_SCHEDULE_ID = "staging-cleanup"
 SWEEP_ORIGINALS_ACTIVITY = "sweep_orphan_originals"
 SWEEP_WORKING_COPIES_ACTIVITY = "sweep_stale_working_copies"
 ABORT_UPLOADS_ACTIVITY = "abort_stale_multipart_uploads"
+SWEEP_PENDING_OBJECTS_ACTIVITY = "sweep_pending_objects"
 
 # The key spaces swept are those of `staging_key_for`, `original_key_for` and
 # `working_key_for` (STAGING_PREFIX, ORIGINALS_PREFIX, WORKING_PREFIX above).
@@ -313,3 +361,4 @@ class CleanupResult:
     stale_working_copies_deleted: int = 0
     multipart_uploads_aborted: int = 0
     failed: int = 0
+    pending_objects_deleted: int = 0

@@ -84,6 +84,10 @@ class Image(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # The fence of the newest activity that wrote the state (see core/fencing.py): a write
+    # scheduled earlier is refused, so a stale attempt cannot undo what a newer one decided.
+    fence_token: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    fence_run_id: Mapped[str | None] = mapped_column(String(64))
     # What the keyed request carried (sha256 of the file, or of the link request), so a
     # key reused for something else is refused instead of answered with the wrong image.
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
@@ -118,9 +122,28 @@ class Version(Base):
     height: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(64))
+    # The fence of the resize that wrote this row; only a newer one may replace it.
+    fence_token: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     image: Mapped[Image] = relationship(back_populates="versions")
+
+
+class PendingObject(Base):
+    """A derivative object that no version row may point at yet, or any more.
+
+    A resize records its key here before it writes the object, and removes it in the
+    transaction that makes a version row point at it. What stays behind (a refused stale
+    attempt, a crash between the write and the row, an object a newer one superseded, the
+    versions of a failed image) is deleted by the staging cleanup: no listing of the bucket.
+    """
+
+    __tablename__ = "pending_objects"
+    __table_args__ = (Index("ix_pending_objects_created_at", "created_at"),)
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    image_id: Mapped[uuid.UUID]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ApiKey(Base):
@@ -151,6 +174,19 @@ class UploadWindow(Base):
     key_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     uploads: Mapped[int] = mapped_column(Integer)
+
+
+class WorkerBeat(Base):
+    """The last sign of life of each worker process, by its own render queue.
+
+    A worker writes it every second. The workflow asks for it when a resize has waited
+    long on that queue: a busy worker beats, a dead or frozen one does not.
+    """
+
+    __tablename__ = "worker_beats"
+
+    render_queue: Mapped[str] = mapped_column(String(255), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookEndpoint(Base):

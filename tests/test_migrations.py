@@ -34,6 +34,8 @@ TABLES = {
     "upload_windows",
     "webhook_endpoints",
     "webhook_deliveries",
+    "pending_objects",
+    "worker_beats",
     "project_settings",
 }
 

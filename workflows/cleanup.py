@@ -1,7 +1,8 @@
 """`CleanupStagingWorkflow`: remove staging objects that never became an image.
 
 Started by the `staging-cleanup` Temporal Schedule (see `core/schedules.py`). It runs the
-three sweeps one after another, so it holds at most one activity slot of one worker, and
+sweeps one after another (the fourth, of pending derivatives, behind the
+`sweep-pending-objects` patch), so it holds at most one activity slot of one worker, and
 answers how much each removed. A sweep that exhausts its retries fails the run, which
 shows as Failed in the UI; the next scheduled run starts over, since every sweep is
 idempotent.
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         CLEANUP_BATCH_SIZE,
         CLEANUP_WORKFLOW_NAME,
         SWEEP_ORIGINALS_ACTIVITY,
+        SWEEP_PENDING_OBJECTS_ACTIVITY,
         SWEEP_WORKING_COPIES_ACTIVITY,
         CleanupInput,
         CleanupResult,
@@ -33,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 SWEEP_TIMEOUT = timedelta(hours=1)
 SWEEP_BUDGET = timedelta(hours=2)
 SWEEP_HEARTBEAT_TIMEOUT = timedelta(minutes=2)
+SWEEP_PENDING_OBJECTS = "sweep-pending-objects"
 SWEEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
@@ -53,11 +56,15 @@ class CleanupStagingWorkflow:
         originals = await self._sweep(SWEEP_ORIGINALS_ACTIVITY, sweep)
         working = await self._sweep(SWEEP_WORKING_COPIES_ACTIVITY, sweep)
         uploads = await self._sweep(ABORT_UPLOADS_ACTIVITY, sweep)
+        pending = SweepResult()
+        if workflow.patched(SWEEP_PENDING_OBJECTS):
+            pending = await self._sweep(SWEEP_PENDING_OBJECTS_ACTIVITY, sweep)
         result = CleanupResult(
             orphan_originals_deleted=originals.removed,
             stale_working_copies_deleted=working.removed,
             multipart_uploads_aborted=uploads.removed,
-            failed=originals.failed + working.failed + uploads.failed,
+            failed=originals.failed + working.failed + uploads.failed + pending.failed,
+            pending_objects_deleted=pending.removed,
         )
         workflow.logger.info("staging cleanup: %s", result)
         return result

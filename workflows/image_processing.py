@@ -8,22 +8,24 @@ copy, which no client can write; images uploaded before the change were uploaded
 to that key, and skip it.
 
 The resizes run on the task queue of the worker that prepared the image, which keeps the
-decoded copy in memory (the `render-where-prepared` change). If that worker is gone or
-dropped the copy, the missing sizes time out waiting to start (or answer
-`working_copy_lost`), and the image is prepared again, on any worker, for those sizes.
+decoded copy in memory (the `render-where-prepared` change; `workflows.rendering`). If
+that worker is lost or dropped the copy, the image is prepared again, on any worker, for
+the missing sizes.
 
 Every image ends `done` (the workflow completes) or `error` with a code (the workflow
 fails with an `ApplicationError` of that type, so operators see it as Failed).
+
+Every activity carries a `Fence` taken when it is scheduled (`workflow.time_ns()` and the
+run id): its writes are refused once something scheduled later, or a newer run after a
+reset, has written the image (docs/fencing.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
-from temporalio import exceptions, workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core.contracts import (
@@ -32,14 +34,9 @@ with workflow.unsafe.imports_passed_through():
         EXPIRE_UPLOAD_ACTIVITY,
         FAIL_ACTIVITY,
         FINISH_ACTIVITY,
-        NON_RETRYABLE_ERROR_TYPES,
-        PREPARE_ACTIVITY,
-        RESIZE_ACTIVITY,
-        RESUMABLE_ERROR_TYPES,
         SEAL_ORIGINAL_ACTIVITY,
         STAGING_PREFIX,
         STATUS_QUERY,
-        TRANSIENT_ERROR_TYPES,
         VERIFY_UPLOAD_ACTIVITY,
         WORKFLOW_NAME,
         ConfirmUploadInput,
@@ -51,11 +48,7 @@ with workflow.unsafe.imports_passed_through():
         ImageProcessingInput,
         ImageProcessingResult,
         ImageState,
-        PreparedImage,
-        PrepareInput,
         ProcessingStatus,
-        ResizeInput,
-        ResizeResult,
         SealInput,
         UploadConfirmation,
         VerifiedUpload,
@@ -63,46 +56,27 @@ with workflow.unsafe.imports_passed_through():
         original_key_for,
         working_key_for,
     )
-    from core.presets import PRESETS, Preset, fit_within
+    from core.presets import PRESETS
+
+from workflows.policies import (
+    BOOKKEEPING_TIMEOUT,
+    RECORD_BUDGET,
+    RECORD_RETRY,
+    RENDER_RETRY_INTERVAL,
+    code_of,
+    error_code,
+    fence_now,
+    keeps_source,
+    transient_retry,
+)
+from workflows.rendering import Rendering
 
 RENDER_WHERE_PREPARED = "render-where-prepared"
 SEAL_ORIGINAL = "seal-original"
-PREPARE_TIMEOUT = timedelta(minutes=2)
-RESIZE_TIMEOUT = timedelta(minutes=1)
-# A render from memory takes well under a second; it sends no heartbeats (each one is a
-# write in Temporal's history store), so this bound is what notices a vanished worker.
-RENDER_TIMEOUT = timedelta(seconds=30)
-# How long a resize may wait for the preparing worker before the image is prepared again
-# elsewhere. Not retried: a worker that does not poll within this time is presumed gone.
-RENDER_START_TIMEOUT = timedelta(seconds=30)
-# Preparations per image: each one after the first follows a lost worker or copy.
-MAX_PREPARATIONS = 3
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
-# Recording the outcome outlasts the work: a Postgres outage longer than the work's
-# retries still ends with the image's final state written once Postgres is back.
-RECORD_BUDGET = timedelta(hours=1)
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
-)
-
-
-def transient_retry(max_attempts: int) -> RetryPolicy:
-    """Bounded backoff: the default 12 attempts ride out about four minutes of outage."""
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=max(1, max_attempts),
-        non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
-    )
 
 
 @workflow.defn(name=WORKFLOW_NAME)
-class ImageProcessingWorkflow:
+class ImageProcessingWorkflow(Rendering):
     @workflow.init
     def __init__(self, request: ImageProcessingInput) -> None:
         initial = ImageState.INIT if request.awaiting_upload else ImageState.UPLOADED
@@ -110,6 +84,7 @@ class ImageProcessingWorkflow:
         self._awaiting_upload = request.awaiting_upload
         self._source_key = request.source_key
         self._retry = transient_retry(request.max_attempts)
+        self._render_retry = transient_retry(request.max_attempts, RENDER_RETRY_INTERVAL)
         self._expired = False
         self._confirming = False
         self._confirmation: UploadConfirmation | None = None
@@ -157,7 +132,7 @@ class ImageProcessingWorkflow:
                 prepared = await self._prepare(request, working_key)
                 versions = await self._resize_all(request, prepared)
         except ActivityError as error:
-            await self._fail(request, working_key, _error_code(error), str(error.cause or error))
+            await self._fail(request, working_key, error_code(error), str(error.cause or error))
             raise self._final_error(request) from error
         await self._finish(request, working_key, in_memory)
         self._status.state = ImageState.DONE.value
@@ -171,7 +146,7 @@ class ImageProcessingWorkflow:
             # that saw the last size done, without a round trip through a task queue.
             await workflow.execute_local_activity(
                 FINISH_ACTIVITY,
-                FinishInput(request.image_id, working_key=None),
+                FinishInput(request.image_id, working_key=None, fence=fence_now()),
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                 schedule_to_close_timeout=RECORD_BUDGET,
                 retry_policy=RECORD_RETRY,
@@ -179,7 +154,7 @@ class ImageProcessingWorkflow:
             return
         await workflow.execute_activity(
             FINISH_ACTIVITY,
-            FinishInput(request.image_id, working_key=working_key),
+            FinishInput(request.image_id, working_key=working_key, fence=fence_now()),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             schedule_to_close_timeout=RECORD_BUDGET,
             retry_policy=RECORD_RETRY,
@@ -211,13 +186,13 @@ class ImageProcessingWorkflow:
             # Decoded by hand: histories from before the seal hold no result here.
             verified = await workflow.execute_activity(
                 VERIFY_UPLOAD_ACTIVITY,
-                VerifyUploadInput(request.image_id, self._source_key),
+                VerifyUploadInput(request.image_id, self._source_key, fence_now()),
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                 retry_policy=self._retry,
             )
         except ActivityError as error:
             return UploadConfirmation(
-                ImageState.ERROR.value, _error_code(error), str(error.cause or error)
+                ImageState.ERROR.value, error_code(error), str(error.cause or error)
             )
         if isinstance(verified, dict):
             self._verified = VerifiedUpload(str(verified["etag"]), str(verified["format"]))
@@ -241,13 +216,13 @@ class ImageProcessingWorkflow:
         except (ActivityError, ApplicationError) as error:
             # A local activity's failure may arrive as its own ApplicationError, unwrapped.
             cause = error.cause if isinstance(error, ActivityError) else error
-            code = _code_of(cause)
+            code = code_of(cause)
             await self._fail(
                 request,
                 working_key,
                 code,
                 str(cause or error),
-                refuse_source=not _keeps_source(code),
+                refuse_source=not keeps_source(code),
             )
             raise self._final_error(request) from error
         self._original_key = original_key
@@ -259,102 +234,11 @@ class ImageProcessingWorkflow:
         self._status.error_code = ErrorCode.UPLOAD_EXPIRED.value
         await workflow.execute_activity(
             EXPIRE_UPLOAD_ACTIVITY,
-            ExpireUploadInput(request.image_id, request.source_key),
+            ExpireUploadInput(request.image_id, request.source_key, fence_now()),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             schedule_to_close_timeout=RECORD_BUDGET,
             retry_policy=RECORD_RETRY,
         )
-
-    async def _render_where_prepared(
-        self, request: ImageProcessingInput, working_key: str
-    ) -> list[ResizeResult]:
-        """Prepare, then render every size on the preparing worker; redo what a lost
-        worker left undone, at most `MAX_PREPARATIONS` times in all."""
-        done: list[ResizeResult] = []
-        missing = list(PRESETS)
-        for preparation in range(1, MAX_PREPARATIONS + 1):
-            prepared = await self._prepare(
-                request, working_key, render_versions=[preset.name for preset in missing]
-            )
-            outcomes = await asyncio.gather(
-                *(self._resize(request, prepared, preset) for preset in missing),
-                return_exceptions=True,
-            )
-            done.extend(outcome for outcome in outcomes if isinstance(outcome, ResizeResult))
-            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-            if not failures:
-                return done
-            lost = preparation < MAX_PREPARATIONS and all(map(_copy_lost, failures))
-            if not lost:
-                raise failures[0]
-            missing = [
-                preset
-                for preset, outcome in zip(missing, outcomes, strict=True)
-                if isinstance(outcome, BaseException)
-            ]
-            workflow.logger.warning(
-                "the worker preparing %s lost its copy; preparing again for %s",
-                request.image_id,
-                [preset.name for preset in missing],
-            )
-        raise AssertionError("unreachable: the last preparation returns or raises")
-
-    async def _prepare(
-        self,
-        request: ImageProcessingInput,
-        working_key: str,
-        render_versions: list[str] | None = None,
-    ) -> PreparedImage:
-        self._status.state = ImageState.PROCESSING.value
-        prepared: PreparedImage = await workflow.execute_activity(
-            PREPARE_ACTIVITY,
-            PrepareInput(request.image_id, self._original_key, working_key, render_versions or []),
-            result_type=PreparedImage,
-            start_to_close_timeout=PREPARE_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=self._retry,
-        )
-        return prepared
-
-    async def _resize_all(
-        self, request: ImageProcessingInput, prepared: PreparedImage
-    ) -> list[ResizeResult]:
-        # Let every size finish (or exhaust its retries) before deciding, so that a
-        # failure cleanup never races a resize that is still writing.
-        outcomes = await asyncio.gather(
-            *(self._resize(request, prepared, preset) for preset in PRESETS),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [outcome for outcome in outcomes if isinstance(outcome, ResizeResult)]
-
-    async def _resize(
-        self, request: ImageProcessingInput, prepared: PreparedImage, preset: Preset
-    ) -> ResizeResult:
-        width, height = fit_within(prepared.width, prepared.height, preset.box)
-        from_memory = prepared.render_queue is not None
-        result: ResizeResult = await workflow.execute_activity(
-            RESIZE_ACTIVITY,
-            ResizeInput(
-                image_id=request.image_id,
-                project_id=request.project_id,
-                version=preset.name,
-                width=width,
-                height=height,
-                working_key=prepared.working_key,
-                from_memory=from_memory,
-            ),
-            result_type=ResizeResult,
-            task_queue=prepared.render_queue,
-            schedule_to_start_timeout=RENDER_START_TIMEOUT if from_memory else None,
-            start_to_close_timeout=RENDER_TIMEOUT if from_memory else RESIZE_TIMEOUT,
-            heartbeat_timeout=None if from_memory else HEARTBEAT_TIMEOUT,
-            retry_policy=self._retry,
-        )
-        self._status.versions_done.append(preset.name)
-        return result
 
     async def _fail(
         self,
@@ -370,7 +254,7 @@ class ImageProcessingWorkflow:
         self._status.error_code = code
         # A sealed image that failed for good keeps nothing; after a transient fault its
         # original stays (unlinked) for an operator's `temporal workflow reset`.
-        discard_all = self._sealed and not _keeps_source(code)
+        discard_all = self._sealed and not keeps_source(code)
         leftovers: DiscardInput = await workflow.execute_activity(
             FAIL_ACTIVITY,
             FailureInput(
@@ -380,6 +264,7 @@ class ImageProcessingWorkflow:
                 message,
                 source_key=request.source_key if refuse_source or discard_all else None,
                 original_key=self._original_key if discard_all else None,
+                fence=fence_now(),
             ),
             result_type=DiscardInput,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
@@ -402,36 +287,3 @@ class ImageProcessingWorkflow:
         return ApplicationError(
             f"image {request.image_id} failed: {code}", type=code, non_retryable=True
         )
-
-
-def _copy_lost(error: BaseException) -> bool:
-    """The resize never ran where its copy is, or the copy is no longer there."""
-    if not isinstance(error, ActivityError):
-        return False
-    cause = error.cause
-    if isinstance(cause, exceptions.TimeoutError):  # not the builtin a timer raises
-        return cause.type == TimeoutType.SCHEDULE_TO_START
-    return isinstance(cause, ApplicationError) and cause.type == ErrorCode.WORKING_COPY_LOST
-
-
-# The codes an image's error may carry. Not `working_copy_lost`: a lost copy was prepared
-# again already, so when it ends an image, the image simply failed.
-_RECORDED_ERROR_TYPES = frozenset(NON_RETRYABLE_ERROR_TYPES + TRANSIENT_ERROR_TYPES) - {
-    ErrorCode.WORKING_COPY_LOST
-}
-
-
-def _keeps_source(code: str) -> bool:
-    """Whether a failure with `code` leaves the upload worth keeping: a fault of ours, which
-    a reset may get past, not a verdict on the image."""
-    return code in RESUMABLE_ERROR_TYPES
-
-
-def _error_code(error: ActivityError) -> str:
-    return _code_of(error.cause)
-
-
-def _code_of(cause: BaseException | None) -> str:
-    if isinstance(cause, ApplicationError) and cause.type in _RECORDED_ERROR_TYPES:
-        return cause.type
-    return ErrorCode.PROCESSING_FAILED.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,11 @@ from core.settings import Settings
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
+
+# How long a worker may take over one workflow task before another takes it. Ours take
+# milliseconds (a local activity that takes longer is covered: the SDK renews the task),
+# so Temporal's default of 10 s would only be how long an image waits on a killed worker.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 
 
 def sanitize_filename(filename: str | None) -> str | None:
@@ -136,6 +142,7 @@ async def start_image_workflow(
             request,
             id=workflow_id,
             task_queue=settings.temporal_task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(

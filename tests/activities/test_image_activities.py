@@ -115,7 +115,7 @@ def test_resize_is_idempotent(
     second = env.run(activities.resize, request)
 
     assert first == second
-    assert first.key == f"{PROJECT_ID}/{image_id}/thumb.jpg"
+    assert first.key == f"{PROJECT_ID}/{image_id}/thumb-0-1.jpg"
     head = storage.client.head_object(Bucket=storage.bucket, Key=first.key)
     assert head["ContentType"] == "image/jpeg"
     assert "max-age" in head["CacheControl"]

@@ -48,6 +48,17 @@ def test_a_copy_goes_once_its_last_size_is_rendered(decoded: DecodedImage) -> No
     copies.rendered("a", "d2500")  # a retried resize after the fact is harmless
 
 
+def test_keeping_a_copy_tells_how_many_renders_are_queued_ahead(decoded: DecodedImage) -> None:
+    copies = WorkingCopies(max_bytes=10**9, max_age_seconds=60)
+    assert copies.keep("a", decoded, ["thumb", "d2500"]) == 0
+    copies.rendered("a", "thumb")
+    assert copies.keep("b", decoded, ["thumb", "big_thumb", "d2500"]) == 1
+    assert copies.keep("c", decoded, ["thumb"]) == 4
+    copies.discard("b")  # overtaken: a newer preparation elsewhere
+    assert lost(copies, "b")
+    assert copies.keep("d", decoded, ["thumb"]) == 2
+
+
 def test_the_oldest_copies_go_first_over_the_budget(decoded: DecodedImage) -> None:
     copies = WorkingCopies(max_bytes=2 * decoded.nbytes, max_age_seconds=60)
     for image_id in "abc":

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, func, select
 
 from core.models import WebhookDelivery
 from tests.e2e.webhook_helpers import add_webhook, verified_payload
-from tests.faults.conftest import FaultProduct
+from tests.faults.product import FaultProduct
 from tests.faults.test_faults import RECOVERY_SECONDS, upload_batch, wait_for_count
 from tests.webhook_receiver import Script, running_receiver
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -18,6 +20,7 @@ from core.contracts import (
     FAIL_ACTIVITY,
     FINISH_ACTIVITY,
     PREPARE_ACTIVITY,
+    RENDER_QUEUE_ALIVE_ACTIVITY,
     RESIZE_ACTIVITY,
     SEAL_ORIGINAL_ACTIVITY,
     DiscardInput,
@@ -29,6 +32,7 @@ from core.contracts import (
     PreparedImage,
     PrepareInput,
     ProcessingStatus,
+    RenderQueueCheck,
     ResizeInput,
     ResizeResult,
     SealInput,
@@ -37,7 +41,8 @@ from core.contracts import (
     workflow_id_for,
 )
 from core.presets import PRESETS
-from workflows.image_processing import MAX_PREPARATIONS, ImageProcessingWorkflow
+from workflows.image_processing import ImageProcessingWorkflow
+from workflows.policies import MAX_PREPARATIONS, render_start_timeout
 
 
 class FakeActivities:
@@ -53,12 +58,21 @@ class FakeActivities:
         render_queue: str | None = None,
         lose: dict[int, set[str]] | None = None,
         seal_fails_with: str | None = None,
+        queues: list[str] | None = None,
+        alive: bool = True,
+        supersede_preparations: int = 0,
     ) -> None:
         self.reject_with = reject_with
         self.seal_fails_with = seal_fails_with
         self.sealed: list[SealInput] = []
         self.render_queue = render_queue
         self.lose = lose or {}
+        # The render queue the n-th preparation answers (else `render_queue`), and what
+        # the liveness check says of any queue.
+        self.queues = queues or []
+        self.alive = alive
+        self.supersede_preparations = supersede_preparations
+        self.checked: list[str] = []
         self.prepared: list[PrepareInput] = []
         self.resized: list[ResizeInput] = []
         self.finished: list[FinishInput] = []
@@ -84,7 +98,16 @@ class FakeActivities:
             self.prepared.append(request)
             if self.reject_with:
                 raise ApplicationError("bad image", type=self.reject_with, non_retryable=True)
-            return PreparedImage(request.working_key, 6000, 4000, "JPEG", False, self.render_queue)
+            if len(self.prepared) <= self.supersede_preparations:
+                raise ApplicationError("late", type=ErrorCode.SUPERSEDED, non_retryable=True)
+            n = len(self.prepared) - 1
+            queue = self.queues[n] if n < len(self.queues) else self.render_queue
+            return PreparedImage(request.working_key, 6000, 4000, "JPEG", False, queue)
+
+        @activity.defn(name=RENDER_QUEUE_ALIVE_ACTIVITY)
+        def render_queue_alive(request: RenderQueueCheck) -> bool:
+            self.checked.append(request.render_queue)
+            return self.alive
 
         resize = self.resize()
 
@@ -107,7 +130,7 @@ class FakeActivities:
             if self.seal_fails_with:
                 raise ApplicationError("seal failed", type=self.seal_fails_with)
 
-        return [prepare, resize, finish, fail, discard, seal]
+        return [prepare, resize, finish, fail, discard, seal, render_queue_alive]
 
 
 @dataclass
@@ -118,31 +141,30 @@ class Outcome:
     failure: WorkflowFailureError | None = None
 
 
-async def run_workflow(client: Client, fakes: FakeActivities, *, staged: bool = False) -> Outcome:
+async def run_workflow(
+    client: Client,
+    fakes: FakeActivities,
+    *,
+    staged: bool = False,
+    render_worker_after: float = 0.0,
+) -> Outcome:
     """Run one workflow to its end on a fresh task queue; capture its result and status.
 
     `staged`: uploaded under the staging key (the sealing layout), else the older layout.
+    The worker for `fakes.render_queue` starts `render_worker_after` seconds late.
     """
     task_queue = f"test-{uuid.uuid4()}"
     image_id = str(uuid.uuid4())
     source = staging_key_for(image_id) if staged else original_key_for(image_id)
     with ThreadPoolExecutor(max_workers=8) as executor:
-        render_worker = Worker(
+        shared_worker = Worker(
             client,
-            task_queue=fakes.render_queue or f"{task_queue}-unused",
-            activities=[fakes.resize()],
+            task_queue=task_queue,
+            workflows=[ImageProcessingWorkflow],
+            activities=fakes.all(),
             activity_executor=executor,
         )
-        async with (
-            render_worker,
-            Worker(
-                client,
-                task_queue=task_queue,
-                workflows=[ImageProcessingWorkflow],
-                activities=fakes.all(),
-                activity_executor=executor,
-            ),
-        ):
+        async with shared_worker:
             handle = await client.start_workflow(
                 ImageProcessingWorkflow.run,
                 ImageProcessingInput(
@@ -151,12 +173,20 @@ async def run_workflow(client: Client, fakes: FakeActivities, *, staged: bool = 
                 id=workflow_id_for(image_id),
                 task_queue=task_queue,
             )
-            result, failure = None, None
-            try:
-                result = await handle.result()
-            except WorkflowFailureError as error:
-                failure = error
-            status = await handle.query(ImageProcessingWorkflow.status)
+            await asyncio.sleep(render_worker_after)
+            render_worker = Worker(
+                client,
+                task_queue=fakes.render_queue or f"{task_queue}-unused",
+                activities=[fakes.resize()],
+                activity_executor=executor,
+            )
+            async with render_worker:
+                result, failure = None, None
+                try:
+                    result = await handle.result()
+                except WorkflowFailureError as error:
+                    failure = error
+                status = await handle.query(ImageProcessingWorkflow.status)
     return Outcome(image_id, status, result, failure)
 
 
@@ -228,6 +258,55 @@ async def test_copies_lost_every_time_end_in_processing_failed(temporal_client: 
     assert len(fakes.prepared) == MAX_PREPARATIONS
     assert [f.code for f in fakes.failed] == [ErrorCode.PROCESSING_FAILED]
     assert outcome.status.error_code == "processing_failed"
+
+
+async def test_a_dead_preparing_worker_is_noticed_and_the_image_prepared_again(
+    temporal_client: Client,
+) -> None:
+    """Nobody polls the first preparation's queue, and its worker no longer beats."""
+    polled = f"render-{uuid.uuid4()}"
+    gone = f"render-gone-{uuid.uuid4()}"
+    fakes = FakeActivities(render_queue=polled, queues=[gone], alive=False)
+    outcome = await run_workflow(temporal_client, fakes)
+
+    assert outcome.result is not None
+    assert len(fakes.prepared) == 2
+    assert set(fakes.checked) == {gone}
+    assert all(request.from_memory for request in fakes.resized)
+    assert len(fakes.resized) == len(PRESETS)
+
+
+async def test_a_busy_preparing_worker_is_waited_for(temporal_client: Client) -> None:
+    """Its queue is not polled for a while, but it still beats: no second preparation."""
+    fakes = FakeActivities(render_queue=f"render-{uuid.uuid4()}", alive=True)
+    outcome = await run_workflow(temporal_client, fakes, render_worker_after=3.0)
+
+    assert outcome.result is not None
+    assert len(fakes.prepared) == 1
+    assert fakes.checked  # it asked, and waited again
+    assert len(fakes.resized) == len(PRESETS)
+
+
+async def test_a_superseded_preparation_is_made_again_under_a_fresh_fence(
+    temporal_client: Client,
+) -> None:
+    fakes = FakeActivities(render_queue=f"render-{uuid.uuid4()}", supersede_preparations=1)
+    outcome = await run_workflow(temporal_client, fakes)
+
+    assert outcome.result is not None
+    first, second = fakes.prepared
+    assert second.fence.token > first.fence.token
+    assert second.fence.run_id == first.fence.run_id != ""
+    assert all(r.fence.token >= second.fence.token for r in fakes.resized)
+
+
+def test_the_wait_for_the_preparing_worker_grows_with_its_queue() -> None:
+    def prepared(queued: int) -> PreparedImage:
+        return PreparedImage("k", 10, 10, "JPEG", False, "render-q", renders_queued=queued)
+
+    assert render_start_timeout(prepared(0)) == timedelta(seconds=2)
+    assert render_start_timeout(prepared(8)) == timedelta(seconds=6)
+    assert render_start_timeout(prepared(1000)) == timedelta(seconds=30)
 
 
 async def test_a_staged_upload_is_sealed_before_anything_reads_it(temporal_client: Client) -> None:

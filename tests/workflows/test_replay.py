@@ -33,7 +33,7 @@ from workflows.image_processing import ImageProcessingWorkflow
 
 HISTORIES_DIR = Path(__file__).resolve().parent.parent / "histories"
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
-RECORDED = {"direct_upload", "upload_link", "invalid_image"}
+RECORDED = {"direct_upload", "upload_link", "invalid_image", "lost_worker"}
 TIMEOUT = timedelta(seconds=30)
 
 

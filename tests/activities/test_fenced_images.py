@@ -1,0 +1,323 @@
+"""Stale attempts of the image activities change nothing: rows, objects and events stay as
+the newer writer left them. Against the real S3 and Postgres, in `ActivityEnvironment`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.exceptions import ApplicationError
+
+from activities.images import ImageActivities
+from activities.version_records import VersionRecords
+from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
+from activities.working_copies import WorkingCopies
+from core.contracts import ErrorCode
+from core.models import WebhookDelivery, WebhookEndpoint
+from core.presets import PRESETS
+from core.settings import Settings
+from core.storage import Storage
+from core.webhooks.contracts import WebhookEvent
+from core.webhooks.signing import new_secret
+from tests.activities.fenced import RESET_RUN, World, events, fence
+from tests.factories import jpeg_bytes
+
+PROJECT_ID = 33
+
+
+def superseded(error: pytest.ExceptionInfo[ApplicationError]) -> bool:
+    return error.value.type == ErrorCode.SUPERSEDED and error.value.non_retryable
+
+
+class HookedStorage(Storage):
+    """Runs `before_put` just before an object is written: a newer write sneaks in there."""
+
+    before_put: list[Callable[[], object]]
+
+    def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        for hook in self.before_put:
+            hook()
+        super().put_bytes(key, data, content_type, cache_control)
+
+
+@pytest.fixture
+def copies() -> WorkingCopies:
+    return WorkingCopies(max_bytes=256 * 1024 * 1024, max_age_seconds=600)
+
+
+@pytest.fixture
+def world(
+    storage: Storage,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    copies: WorkingCopies,
+) -> Iterator[World]:
+    hooked = HookedStorage(storage.client, storage.client, storage.bucket, 3600)
+    hooked.before_put = []
+    activities = ImageActivities(hooked, sessions, settings, "render-here", copies)
+    world = World(activities, hooked, sessions, PROJECT_ID)
+    world.add_image(jpeg_bytes(1200, 900))
+    yield world
+
+
+def test_a_late_prepare_cannot_reopen_a_done_image(
+    world: World, settings: Settings, copies: WorkingCopies
+) -> None:
+    prepared_under, _, _ = world.process()
+    before = world.snapshot()
+
+    with (
+        events(settings.database_url, world.image_id) as seen,
+        pytest.raises(ApplicationError) as error,
+    ):
+        world.prepare(prepared_under)  # the attempt a frozen worker had polled
+
+    assert superseded(error)
+    assert world.snapshot() == before
+    assert seen == []
+    assert len(copies) == 0  # it stopped before decoding anything
+
+
+def test_late_resizes_write_nothing_once_the_image_is_done(
+    world: World, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A worker froze holding the copy and its resizes; the image was prepared again and
+    finished elsewhere; then the worker resumed."""
+    frozen_copies = WorkingCopies(max_bytes=256 * 1024 * 1024, max_age_seconds=600)
+    frozen = World(
+        ImageActivities(world.storage, sessions, settings, "render-frozen", frozen_copies),
+        world.storage, sessions, PROJECT_ID, world.image_id,
+    )  # fmt: skip
+    frozen.prepare(fence())
+    resized_under = fence()
+    world.process()
+    before = world.snapshot()
+
+    refusals = []
+    with events(settings.database_url, world.image_id) as seen:
+        for preset in PRESETS:
+            with pytest.raises(ApplicationError) as error:
+                frozen.resize(preset.name, resized_under)
+            refusals.append(error.value.type)
+
+    assert world.snapshot() == before
+    assert seen == []
+    # The first refusal drops the overtaken copy, so the others find none to render.
+    assert refusals == [ErrorCode.SUPERSEDED] + [ErrorCode.WORKING_COPY_LOST] * 3
+    assert len(frozen_copies) == 0
+
+
+def test_a_resize_overtaken_while_it_writes_deletes_its_own_object(
+    world: World, settings: Settings
+) -> None:
+    """Refused at the row, after its object is written: the object goes again."""
+    world.prepare(fence())
+    resized_under = fence()
+    world.resize("thumb", resized_under)
+    before_finish = world.snapshot()
+    assert isinstance(world.storage, HookedStorage)
+    world.storage.before_put.append(lambda: world.finish(fence()))
+
+    with pytest.raises(ApplicationError) as error:
+        world.resize("big_thumb", resized_under)
+
+    assert superseded(error)
+    after = world.snapshot()
+    assert after.versions == before_finish.versions
+    assert after.objects == before_finish.objects  # big_thumb's object was deleted again
+    assert after.image["state"] == "done"
+
+
+def test_another_attempt_of_the_same_resize_answers_with_the_first_row(
+    world: World, settings: Settings
+) -> None:
+    world.prepare(fence())
+    resized_under = fence()
+    first = world.resize("thumb", resized_under, attempt=1)
+    before = world.snapshot()
+
+    with events(settings.database_url, world.image_id) as seen:
+        again = world.resize("thumb", resized_under, attempt=2)
+
+    assert again == first
+    after = world.snapshot()
+    assert (after.versions, after.objects) == (before.versions, before.objects)
+    assert seen == []
+
+
+def test_a_newer_resize_replaces_the_row_and_drops_the_older_object(
+    world: World, settings: Settings
+) -> None:
+    world.prepare(fence())
+    older = world.resize("thumb", fence())
+    world.prepare(fence(), ["thumb"])  # prepared again, say after a lost copy
+
+    with events(settings.database_url, world.image_id) as seen:
+        newer = world.resize("thumb", fence())
+
+    assert newer.key != older.key
+    snapshot = world.snapshot()
+    assert [v["key"] for v in snapshot.versions] == [newer.key]
+    assert list(snapshot.objects) == [newer.key]
+    assert [(e["type"], e["key"]) for e in seen] == [("version", newer.key)]
+
+
+def test_a_failed_image_never_gets_its_versions_back(world: World, settings: Settings) -> None:
+    prepared_under = fence()
+    world.prepare(prepared_under)
+    resized_under = fence()
+    world.resize("thumb", resized_under)
+    leftovers = world.fail(fence())
+    world.run(world.activities.discard, leftovers)
+    before = world.snapshot()
+    assert (before.image["state"], before.versions, before.objects) == ("error", [], {})
+
+    with (
+        events(settings.database_url, world.image_id) as seen,
+        pytest.raises(ApplicationError) as error,
+    ):
+        world.resize("big_thumb", resized_under)
+        assert superseded(error)
+        with pytest.raises(ApplicationError) as error:
+            world.prepare(prepared_under)
+        assert superseded(error)
+
+    assert world.snapshot() == before
+    assert seen == []
+
+
+def test_late_finish_and_fail_cannot_overturn_the_outcome(world: World, settings: Settings) -> None:
+    finished_under = fence()
+    world.prepare(fence())
+    resized_under = fence()
+    for preset in PRESETS:
+        world.resize(preset.name, resized_under)
+    failed_late = fence()  # a fail the workflow scheduled, whose attempt is stuck somewhere
+    world.finish(fence())  # ...after which a retried run finished the image
+    before = world.snapshot()
+
+    with (
+        events(settings.database_url, world.image_id) as seen,
+        pytest.raises(ApplicationError) as error,
+    ):
+        world.fail(failed_late)
+        assert superseded(error)
+        with pytest.raises(ApplicationError) as error:
+            world.finish(finished_under)
+        assert superseded(error)
+
+    assert world.snapshot() == before
+    assert seen == []
+
+
+def test_a_repeated_finish_or_fail_announces_nothing_again(
+    world: World, settings: Settings
+) -> None:
+    world.prepare(fence())
+    finished_under = fence()
+    with events(settings.database_url, world.image_id) as seen:
+        world.finish(finished_under)
+        world.finish(finished_under)  # a retry whose first attempt did write
+    assert [e["state"] for e in seen] == ["done"]
+
+    other = World(world.activities, world.storage, world.sessions, PROJECT_ID)
+    other.add_image(jpeg_bytes(300, 200))
+    other.prepare(fence())
+    failed_under = fence()
+    with events(settings.database_url, other.image_id) as seen:
+        other.fail(failed_under)
+        before = other.snapshot()
+        other.fail(failed_under)
+    assert [e["state"] for e in seen] == ["error"]
+    assert other.snapshot() == before
+
+
+def test_a_reset_is_the_one_way_back(world: World, settings: Settings) -> None:
+    world.process()
+    old_keys = set(world.snapshot().objects)
+
+    with events(settings.database_url, world.image_id) as seen:
+        world.prepare(fence(RESET_RUN))
+        resized_under = fence(RESET_RUN)
+        for preset in PRESETS:
+            world.resize(preset.name, resized_under)
+        world.finish(fence(RESET_RUN))
+
+    snapshot = world.snapshot()
+    assert [e["state"] for e in seen if e["type"] == "state"] == ["processing", "done"]
+    assert snapshot.image["state"] == "done"
+    assert snapshot.image["fence_run_id"] == RESET_RUN
+    assert len(snapshot.versions) == len(PRESETS)
+    assert set(snapshot.objects) == {v["key"] for v in snapshot.versions}
+    assert not old_keys & set(snapshot.objects)  # the first run's objects were replaced
+    assert snapshot.pending == []  # deleted at once: nothing is left for the sweep
+
+
+def test_discard_keeps_a_source_that_a_newer_run_uses(world: World) -> None:
+    leftovers = world.fail(fence(), source=True)
+    world.prepare(fence(RESET_RUN))  # an operator reset the image meanwhile
+
+    world.run(world.activities.discard, leftovers)  # the failure's discard, late
+
+    assert world.storage.size_of(world.source_key) > 0
+
+
+class RecordingStarter(DeliveryStarter):
+    """Notes the deliveries it is asked to start, instead of starting workflows."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, delivery_ids: list[str]) -> None:
+        self.started.extend(delivery_ids)
+
+
+def test_webhooks_hear_of_an_outcome_once_and_never_of_a_late_attempt(
+    storage: Storage, sessions: sessionmaker[Session], settings: Settings, copies: WorkingCopies
+) -> None:
+    starter = RecordingStarter()
+    hooks = WebhookOutbox(sessions, starter)
+    activities = ImageActivities(storage, sessions, settings, "render-here", copies, hooks)
+    world = World(activities, storage, sessions, PROJECT_ID + 1000)
+    world.add_image(jpeg_bytes(600, 400))
+    events = [WebhookEvent.IMAGE_DONE.value, WebhookEvent.IMAGE_ERROR.value]
+    with sessions.begin() as session:
+        session.add(
+            WebhookEndpoint(
+                id=uuid.uuid4(), project_id=world.project_id, url="https://example.com/hook",
+                events=events, secret=new_secret(), enabled=True,
+            )
+        )  # fmt: skip
+    failed_late = fence()  # scheduled, then stuck on a frozen worker
+    _, _, finished_under = world.process()
+    world.finish(finished_under)  # a retry whose first attempt did write
+
+    with pytest.raises(ApplicationError) as error:
+        world.fail(failed_late)
+
+    assert superseded(error)
+    with sessions() as session:
+        recorded = session.scalars(
+            select(WebhookDelivery.event).where(WebhookDelivery.image_id == world.image_id)
+        ).all()
+    assert recorded == [WebhookEvent.IMAGE_DONE.value]
+    assert len(starter.started) == 1
+
+
+def test_a_retry_deletes_what_an_earlier_attempt_wrote_before_it_failed(world: World) -> None:
+    """Attempt 1 wrote its object, then lost Postgres before its row: attempt 2 cleans up."""
+    world.prepare(fence())
+    resized_under = fence()
+    first_key = f"{PROJECT_ID}/{world.image_id}/thumb-{resized_under.token}-1.jpg"
+    versions = VersionRecords(world.sessions)
+    versions.claim(world.image_id, first_key, resized_under)
+    world.storage.put_bytes(first_key, b"half done", "image/jpeg", "public")
+
+    result = world.resize("thumb", resized_under, attempt=2)
+
+    snapshot = world.snapshot()
+    assert list(snapshot.objects) == [result.key] != [first_key]
+    assert snapshot.pending == []
