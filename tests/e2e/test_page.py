@@ -102,7 +102,7 @@ def test_the_placeholder_is_painted_until_the_thumbnail_arrives(
     def hold(route: Route) -> None:
         held.append(route)  # the thumbnail is held back until released
 
-    page.route("**/thumb.*", hold)
+    page.route("**/thumb-*", hold)  # version keys: {version}-{fence}-{attempt}.{ext}
     page.goto(product.base_url)
     page.fill("#project", str(project_id))
     page.dispatch_event("#project", "change")
