@@ -68,6 +68,7 @@ clean:
 ## CPU cost of the resize pipeline against bare-Pillow baselines measured in the same run.
 bench: install
 	$(BIN)/python -m bench.compute
+	$(BIN)/python -m bench.facts
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.ingress
 	$(BIN)/python -m bench.listing
@@ -77,6 +78,7 @@ bench: install
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install
 	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json
+	$(BIN)/python -m bench.facts --repeats 1 --output $(VENV)/bench-facts-smoke.json
 	$(BIN)/python -m bench.e2e --images 2 --rounds 1 --output $(VENV)/bench-e2e-smoke.json
 
 ## 5 minutes of 1.5 uploads/s while workers are killed (every 40 s) and one is frozen, S3

@@ -13,13 +13,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.webhook_outbox import WebhookOutbox
 from core.contracts import RESUMABLE_ERROR_TYPES, Fence, ImageState
+from core.documents import facts_public
 from core.events import publish, state_event
+from core.facts import ImageFacts, phash_to_signed
 from core.fencing import StaleWriteError, Verdict, Written, processing_under, state_verdict
 from core.models import Image, PendingObject, Version
 
@@ -57,11 +59,16 @@ class ImageRecords:
         self._sessions = sessions
         self._hooks = hooks or WebhookOutbox(sessions, None)
 
-    def set_state(self, image_id: uuid.UUID, state: ImageState, fence: Fence) -> None:
-        """Move the image to `state`, unless a newer write forbids it (StaleWriteError)."""
+    def set_state(self, image_id: uuid.UUID, state: ImageState, fence: Fence) -> str | None:
+        """Move the image to `state`, unless a newer write forbids it (StaleWriteError);
+        answer the content hash recorded so far (if any)."""
         with self._sessions.begin() as session:
             deliveries = self._transition(session, image_id, state, fence, {})
+            content_sha256 = session.scalar(
+                select(Image.content_sha256).where(Image.id == image_id)
+            )
         self._hooks.dispatch(image_id, state, deliveries or [])
+        return content_sha256
 
     def mark_uploaded(
         self,
@@ -121,23 +128,34 @@ class ImageRecords:
         return keys
 
     def set_source_details(
-        self, image_id: uuid.UUID, image_format: str, width: int, height: int, fence: Fence
+        self,
+        image_id: uuid.UUID,
+        image_format: str,
+        width: int,
+        height: int,
+        fence: Fence,
+        facts: ImageFacts | None = None,
+        content_sha256: str | None = None,
     ) -> None:
-        """What the decode found, while the image is still being processed under `fence`."""
+        """What the decode found (format, upright size, the facts from the copy, and the
+        content hash of uploads whose bytes the API never saw), while the image is still
+        being processed under `fence`."""
+        values: dict[str, object] = {"format": image_format, "width": width, "height": height}
+        if facts is not None:
+            values.update(_facts_values(facts))
+        columns = [getattr(Image, name) for name in values]
+        # Unchanged values are not written again: `updated_at` stays as it was.
+        changed = tuple_(*columns).is_distinct_from(tuple(values.values()))
+        if content_sha256 is not None:
+            changed = or_(changed, Image.content_sha256.is_(None))
+            values["content_sha256"] = func.coalesce(Image.content_sha256, content_sha256)
         with self._sessions.begin() as session:
             image = lock_image(session, image_id)
             if image is None:
                 return
             if not processing_under(image.written, fence):
                 raise StaleWriteError(f"image {image_id} is {image.written.state.value} now")
-            values = (image_format, width, height)
-            session.execute(
-                update(Image)
-                .where(Image.id == image_id)
-                # Unchanged values are not written again: `updated_at` stays as it was.
-                .where(tuple_(Image.format, Image.width, Image.height).is_distinct_from(values))
-                .values(format=image_format, width=width, height=height)
-            )
+            session.execute(update(Image).where(Image.id == image_id, changed).values(**values))
 
     def still_failed(self, image_id: uuid.UUID, fence: Fence) -> bool:
         """Whether the failure written under `fence` is still the image's last word."""
@@ -182,6 +200,26 @@ class ImageRecords:
         if state == image.written.state:
             return []  # a newer fence only: nothing to announce
         code = details.get("error_code")
-        event = state_event(image_id, image.project_id, state.value, str(code) if code else None)
+        facts = _done_facts(session, image_id) if state == ImageState.DONE else None
+        event = state_event(
+            image_id, image.project_id, state.value, str(code) if code else None, facts=facts
+        )
         publish(session, event)
         return self._hooks.record(session, image_id, image.project_id, state)
+
+
+def _facts_values(facts: ImageFacts) -> dict[str, object]:
+    return {
+        "blurhash": facts.blurhash,
+        "thumbhash": facts.thumbhash,
+        "dominant_color": facts.dominant_color,
+        "average_color": facts.average_color,
+        "phash": phash_to_signed(facts.phash),
+    }
+
+
+def _done_facts(session: Session, image_id: uuid.UUID) -> dict[str, object] | None:
+    """The facts the `done` event carries, so a page paints placeholders at once."""
+    image = session.get(Image, image_id)
+    public = None if image is None else facts_public(image)
+    return None if public is None else public.model_dump()

@@ -60,6 +60,7 @@ class ApiErrorCode(StrEnum):
     CONFLICT = "conflict"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     ALREADY_UPLOADED = "already_uploaded"
+    IMAGE_NOT_PREPARED = "image_not_prepared"
     RETRY = "retry"
     NOT_CONFIRMABLE = "not_confirmable"
     IMAGE_FAILED = "image_failed"

@@ -38,6 +38,15 @@ class ImageAccepted(BaseModel):
     state: ImageState
     workflow_id: str
     status_url: str
+    # Set when the upload was an exact duplicate (dedupe on): this is the earlier image.
+    duplicate_of: uuid.UUID | None = None
+
+
+class ProjectSettingsPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Strict: `0` or "no" is not a boolean to the document, so not to us either.
+    dedupe: bool = Field(default=False, strict=True)
 
 
 class ImageLinkCreate(BaseModel):

@@ -20,6 +20,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from core.contracts import ORIGINALS_PREFIX, ImageState
+from core.facts import phash_from_signed
 from core.inspection import media_type_for
 from core.models import Image
 from core.presets import ORIGINAL, PRESET_NAMES, VERSION_NAMES
@@ -39,13 +40,30 @@ class ImageError(BaseModel):
     message: str | None
 
 
+class ImageFactsPublic(BaseModel):
+    """What the decode found (core.facts): placeholders to paint before any derivative
+    loads, colours, a perceptual hash for near duplicates, and the original's SHA-256."""
+
+    blurhash: str | None
+    thumbhash: str | None
+    dominant_color: str | None
+    average_color: str | None
+    phash: str | None
+    sha256: str | None
+
+
 class ImageSummary(BaseModel):
-    """One image in the spec's shape: each version is a link, or null until ready."""
+    """One image in the spec's shape: each version is a link, or null until ready.
+
+    Beyond the spec: `facts` (null until the image is prepared) and `duplicate_of`.
+    """
 
     image_id: uuid.UUID
     state: ImageState
     project_id: int
     versions: dict[str, str | None]
+    facts: ImageFactsPublic | None = None
+    duplicate_of: uuid.UUID | None = None
 
 
 class ProgressPublic(BaseModel):
@@ -114,6 +132,19 @@ class LinkableImage(Protocol):
     def format(self) -> str | None: ...
     @property
     def versions(self) -> Iterable[LinkableVersion]: ...
+    # The facts (core.facts), so a listing can paint placeholders before any derivative.
+    @property
+    def content_sha256(self) -> str | None: ...
+    @property
+    def blurhash(self) -> str | None: ...
+    @property
+    def thumbhash(self) -> str | None: ...
+    @property
+    def dominant_color(self) -> str | None: ...
+    @property
+    def average_color(self) -> str | None: ...
+    @property
+    def phash(self) -> int | None: ...
 
 
 def original_link(image: LinkableImage, links: LinkMaker) -> str | None:
@@ -135,12 +166,26 @@ def version_links(image: LinkableImage, links: LinkMaker) -> dict[str, str | Non
     return found
 
 
+def facts_public(image: LinkableImage) -> ImageFactsPublic | None:
+    if image.blurhash is None and image.content_sha256 is None:
+        return None
+    return ImageFactsPublic(
+        blurhash=image.blurhash,
+        thumbhash=image.thumbhash,
+        dominant_color=image.dominant_color,
+        average_color=image.average_color,
+        phash=None if image.phash is None else phash_from_signed(image.phash),
+        sha256=image.content_sha256,
+    )
+
+
 def image_summary(image: LinkableImage, links: LinkMaker) -> ImageSummary:
     return ImageSummary(
         image_id=image.id,
         state=ImageState(image.state),
         project_id=image.project_id,
         versions=version_links(image, links),
+        facts=facts_public(image),
     )
 
 
@@ -172,6 +217,7 @@ def image_public(image: Image, link_maker: LinkMaker) -> ImagePublic:
         bytes=image.bytes,
         error=error,
         version_details=details,
+        facts=facts_public(image),
         created_at=image.created_at,
         updated_at=image.updated_at,
     )

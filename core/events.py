@@ -43,15 +43,23 @@ PRUNE_SQL = (
 
 
 def state_event(
-    image_id: uuid.UUID, project_id: int, state: str, error_code: str | None = None
+    image_id: uuid.UUID,
+    project_id: int,
+    state: str,
+    error_code: str | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """`facts` (core.facts.facts_public) ride on `done`, so a page paints placeholders."""
+    event = {
         "type": "state",
         "image_id": str(image_id),
         "project_id": project_id,
         "state": state,
         "error_code": error_code,
     }
+    if facts is not None:
+        event["facts"] = facts
+    return event
 
 
 def version_event(

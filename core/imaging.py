@@ -15,6 +15,7 @@ from pathlib import Path
 import pyvips
 
 from core import vips_engine
+from core.heif import HEIF_FORMAT
 from core.inspection import (
     CORRUPT,
     DECODER_ERRORS,
@@ -85,6 +86,10 @@ def inspect_source(path: Path, limits: Limits) -> SourceInfo:
         width, height = image.size
         image_format = image.format or "unknown"
         unprofiled_cmyk = image.mode == "CMYK" and "icc_profile" not in image.info
+    if image_format == HEIF_FORMAT:
+        # libheif applies irot/imir itself and Pillow's size is already upright; the
+        # metadata sizes were checked from the container by `open_image`.
+        return SourceInfo(image_format, width, height)
     header = vips_engine.header(path, image_format)
     check_metadata(header.exif_bytes, header.icc_bytes, limits)
     if header.transposed:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+import pillow_heif
 from PIL import Image
 
 from core.contracts import ErrorCode
@@ -32,8 +33,12 @@ from core.settings import Settings
 
 # A JPEG's size marker can follow a large EXIF block; 1 MiB covers real files.
 HEADER_BYTES = 1024 * 1024
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "AVIF")
-ALLOWED_FORMAT_NAMES = "JPEG, PNG, WebP, GIF or AVIF"
+ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "AVIF", "HEIF")
+ALLOWED_FORMAT_NAMES = "JPEG, PNG, WebP, GIF, AVIF or HEIC"
+
+# Pillow reads HEIC/HEIF through pillow-heif's parser (decoding in `core.heif`); thumbnails
+# and depth/auxiliary images are never even listed, since only the primary image is used.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 # How each allowed format begins. A file that starts like one but that its parser cannot
 # read is a broken image (422), not an unknown format (415).
@@ -45,6 +50,7 @@ _SIGNATURES: tuple[tuple[int, bytes], ...] = (
     (8, b"WEBP"),
     (4, b"ftypavif"),
     (4, b"ftypavis"),
+    *((4, b"ftyp" + brand) for brand in (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1")),
 )
 
 
@@ -170,13 +176,14 @@ def check_size(width: int, height: int, limits: Limits) -> None:
 
 def check_frames(image: Image.Image, limits: Limits) -> None:
     """Only the first frame is used, but counting them must stay bounded too."""
+    start = image.tell()  # the first frame, or a HEIF file's primary image
     try:
         frames = getattr(image, "n_frames", 1)
     except DECODER_ERRORS as error:
         raise InvalidImageError("the image's frames cannot be read") from error
     if frames > limits.max_frames:
         raise TooManyFramesError(f"{frames} frames exceed the limit of {limits.max_frames}")
-    image.seek(0)
+    image.seek(start)
 
 
 def identify(head: bytes, limits: Limits, *, complete: bool = False) -> ImageInfo:
@@ -197,6 +204,7 @@ MEDIA_TYPES = {
     "WEBP": "image/webp",
     "GIF": "image/gif",
     "AVIF": "image/avif",
+    "HEIF": "image/heic",
 }
 
 

@@ -66,6 +66,7 @@ class Image(Base):
         CheckConstraint(f"state IN ({STATE_VALUES})", name="state"),
         # The keyset order of a project's listing, walked in either direction.
         Index("ix_images_project_id_created_at_id", "project_id", "created_at", "id"),
+        Index("ix_images_project_id_content_sha256", "project_id", "content_sha256"),
         # Postgres treats NULLs as distinct, so only keyed uploads are constrained.
         UniqueConstraint(
             "project_id", "idempotency_key", name="uq_images_project_id_idempotency_key"
@@ -91,6 +92,15 @@ class Image(Base):
     # What the keyed request carried (sha256 of the file, or of the link request), so a
     # key reused for something else is refused instead of answered with the wrong image.
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # Facts (core.facts): the SHA-256 of the original bytes, taken while they stream in,
+    # and placeholders, colours and a 64-bit perceptual hash from the prepared copy.
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    blurhash: Mapped[str | None] = mapped_column(String(64))
+    thumbhash: Mapped[str | None] = mapped_column(String(64))
+    dominant_color: Mapped[str | None] = mapped_column(String(7))
+    average_color: Mapped[str | None] = mapped_column(String(7))
+    # Signed 64-bit two's complement of the unsigned hash, so Postgres can XOR and count bits.
+    phash: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -258,3 +268,13 @@ class WebhookDelivery(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProjectSettings(Base):
+    """Per-project options; a project without a row has every default."""
+
+    __tablename__ = "project_settings"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Answer an upload whose bytes equal a `done` image of this project with that image.
+    dedupe: Mapped[bool] = mapped_column(Boolean, server_default="false")

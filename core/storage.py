@@ -21,6 +21,7 @@ from core.storage_writer import StreamingWriter
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from datetime import datetime
+    from hashlib import _Hash as Hash
 
     from mypy_boto3_s3.client import S3Client
 
@@ -121,9 +122,11 @@ class Storage:
             CacheControl=cache_control,
         )
 
-    def download_file(self, key: str, path: Path) -> None:
+    def download_file(self, key: str, path: Path, digest: Hash | None = None) -> None:
         """One GET streamed to `path`: the transfer manager would add a HEAD and a thread
-        pool per call, which costs more than it saves for objects of a few megabytes."""
+        pool per call, which costs more than it saves for objects of a few megabytes.
+
+        `digest` is fed each chunk as it streams, so hashing needs no second read."""
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as error:
@@ -133,6 +136,8 @@ class Storage:
         with body, path.open("wb") as file:
             for chunk in body.iter_chunks(DOWNLOAD_CHUNK_SIZE):
                 file.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
 
     def size_of(self, key: str) -> int:
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyvips
 
+from core import heif
 from core.inspection import CORRUPT, InvalidImageError
 
 logger = logging.getLogger(__name__)
@@ -122,10 +123,13 @@ def decode_fitted(
     try:
         if naive_cmyk:
             return _naive_cmyk(path, size)
-        stored = size[::-1] if transposed else size
-        probe = load(path, image_format)
-        shrink = load_shrink(probe.width, probe.height, stored)
-        loaded = load(path, image_format, shrink) if shrink > 1 else probe
+        if image_format == heif.HEIF_FORMAT:
+            loaded = heif.load(path)  # upright already; no shrink-on-load for HEVC
+        else:
+            stored = size[::-1] if transposed else size
+            probe = load(path, image_format)
+            shrink = load_shrink(probe.width, probe.height, stored)
+            loaded = load(path, image_format, shrink) if shrink > 1 else probe
         # thumbnail_image: the same resize, orientation and colour management as
         # `thumbnail`, from the loader chosen above instead of one libvips would sniff.
         image = loaded.thumbnail_image(size[0], height=size[1], size="force")

@@ -195,3 +195,41 @@ def corrupt_avif(image: Image.Image) -> bytes:
     data = save(image, "AVIF", quality=80)
     pixels = data.rindex(b"mdat") + 8
     return broken_after_header(data, pixels)
+
+
+def heic(image: Image.Image, **params: object) -> bytes:
+    """HEIC through pillow-heif's encoder (x265), registered by `core.inspection`."""
+    import core.inspection  # noqa: F401  (registers the HEIF codec with Pillow)
+
+    return save(image, "HEIF", quality=90, **params)
+
+
+def rotated_heic(upright: Image.Image) -> bytes:
+    """Stored turned, with EXIF orientation 6, which pillow-heif writes as the `irot` box."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    return heic(upright.transpose(_STORED_AS[6]), exif=exif.tobytes())
+
+
+def heic_10_bit(image: Image.Image) -> bytes:
+    import pillow_heif
+
+    rgb = image.convert("RGB").tobytes()
+    wide = b"".join(struct.pack("<H", value << 8) for value in rgb)
+    buffer = io.BytesIO()
+    pillow_heif.from_bytes("RGB;16", image.size, wide).save(buffer, quality=-1)
+    return buffer.getvalue()
+
+
+def heic_with_other_images(primary: Image.Image) -> bytes:
+    """A multi-image file whose primary is not the first image, with a thumbnail too."""
+    decoy = Image.new("RGB", (64, 64), (0, 0, 0))
+    return heic(decoy, save_all=True, append_images=[primary], primary_index=1)
+
+
+def heic_bomb(width: int, height: int) -> bytes:
+    """A small HEIC whose `ispe` box declares `width`x`height`."""
+    data = bytearray(heic(Image.new("RGB", (64, 64))))
+    at = data.index(b"ispe") + 8  # box type, then version and flags
+    data[at : at + 8] = struct.pack(">II", width, height)
+    return bytes(data)

@@ -38,6 +38,7 @@ TABLES = {
     "webhook_deliveries",
     "pending_objects",
     "worker_beats",
+    "project_settings",
 }
 
 

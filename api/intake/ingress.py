@@ -27,6 +27,7 @@ from api.errors import (
     UnprocessableError,
     error_for_code,
 )
+from api.intake.dedupe import dedupe_requested
 from api.intake.multipart import StreamingForm
 from api.intake.registry import sanitize_filename
 from core.contracts import MAX_PROJECT_ID, ErrorCode, ImageState, original_key_for
@@ -63,6 +64,8 @@ class ReceivedUpload:
     bytes: int
     sha256: str
     etag: str
+    # The `dedupe` form field (None when absent: the project's setting decides).
+    dedupe: bool | None = None
 
 
 class _HeaderSniffer:
@@ -121,6 +124,7 @@ async def receive_upload(
         info = await _stream_file(request, form, writer, settings, check_project)
         project_id = _project_id(form.fields)
         check_project(project_id)
+        dedupe = dedupe_requested(form.fields)
         await run_in_threadpool(writer.complete)
     except BaseException:
         await run_in_threadpool(_abort_quietly, writer)
@@ -134,6 +138,7 @@ async def receive_upload(
         writer.bytes_written,
         writer.sha256,
         writer.etag or "",
+        dedupe,
     )
 
 
@@ -274,6 +279,7 @@ def image_row(upload: ReceivedUpload, idempotency_key: str | None) -> Image:
         width=upload.info.width,
         height=upload.info.height,
         bytes=upload.bytes,
+        content_sha256=upload.sha256,
         idempotency_key=idempotency_key,
         request_fingerprint=upload.sha256 if idempotency_key else None,
     )

@@ -24,7 +24,8 @@ from temporalio.client import Client
 
 from api.access.auth import Principal
 from api.errors import ApiErrorCode, ConflictError
-from api.intake.ingress import image_row, receive_upload
+from api.intake.dedupe import find_duplicate
+from api.intake.ingress import ReceivedUpload, image_row, receive_upload
 from api.intake.registry import (
     check_replay,
     discard_object,
@@ -52,6 +53,8 @@ class Admitted:
     project_id: int
     state: ImageState
     workflow_id: str
+    # Set when dedupe answered an earlier `done` image with these bytes: nothing new was kept.
+    duplicate_of: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,35 @@ class ImageIntake:
         upload = await receive_upload(
             request, self.storage, self.settings, principal.require_project
         )
+        duplicate = await self._duplicate(upload)
+        if duplicate is not None:
+            return duplicate
         claim = _Claim(image_row(upload, idempotency_key), upload.sha256, upload.etag, True)
         image = await self._admit(claim)
         if image.id == upload.image_id:
             logger.info("accepted image %s for project %s", image.id, image.project_id)
         return _admitted(image)
+
+    async def _duplicate(self, upload: ReceivedUpload) -> Admitted | None:
+        """With dedupe on, bytes already `done` in the project answer that image; this
+        request's staged copy is dropped (on a failed lookup too: nothing was registered)."""
+        try:
+            earlier = await run_in_threadpool(
+                find_duplicate, self.sessions, upload.project_id, upload.sha256, upload.dedupe
+            )
+        except BaseException:
+            await run_in_threadpool(discard_object, self.storage, upload.source_key)
+            raise
+        if earlier is None:
+            return None
+        await run_in_threadpool(discard_object, self.storage, upload.source_key)
+        return Admitted(
+            earlier.id,
+            earlier.project_id,
+            ImageState.DONE,
+            workflow_id_for(str(earlier.id)),
+            duplicate_of=earlier.id,
+        )
 
     async def create_link(
         self, filename: str, project_id: int, idempotency_key: str | None

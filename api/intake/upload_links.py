@@ -54,6 +54,8 @@ _EXTENSION_FORMATS = {
     "webp": "WEBP",
     "gif": "GIF",
     "avif": "AVIF",
+    "heic": "HEIF",
+    "heif": "HEIF",
 }
 
 

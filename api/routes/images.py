@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from api.access.guard import GuardedRoute
 from api.deps import (
@@ -49,6 +49,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "maximum": MAX_PROJECT_ID,
                         },
                         "file": {"type": "string", "format": "binary"},
+                        # Absent: the project's setting decides (PUT /projects/{id}/settings).
+                        "dedupe": {"type": "boolean"},
                     },
                 }
             }
@@ -64,6 +66,7 @@ def _accepted(request: Request, admitted: Admitted) -> ImageAccepted:
         state=admitted.state,
         workflow_id=admitted.workflow_id,
         status_url=str(request.url_for("read_image", image_id=admitted.image_id)),
+        duplicate_of=admitted.duplicate_of,
     )
 
 
@@ -75,11 +78,15 @@ DIRECT_UPLOAD_ROUTE = "/upload_image"
     DIRECT_UPLOAD_ROUTE,
     status_code=202,
     response_model=ImageAccepted,
-    responses=errors(400, 401, 404, 408, 409, 413, 415, 422, 429, 503),
+    responses={
+        200: {"model": ImageAccepted, "description": "An exact duplicate (dedupe on)"},
+        **errors(400, 401, 404, 408, 409, 413, 415, 422, 429, 503),
+    },
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_image_upload(
     request: Request,
+    response: Response,
     intake: IntakeDep,
     idempotency_key: IdempotencyKeyDep,
     principal: PrincipalDep,
@@ -90,8 +97,15 @@ async def create_image_upload(
 
     The body is streamed to object storage, never held whole in memory. The answer comes
     once the original is stored and its workflow has started; poll `status_url`.
+
+    With dedupe on (the `dedupe=true` form field, or the project's setting), bytes equal
+    to an image already `done` in this project answer 200 with that image as
+    `duplicate_of`, and nothing new is stored or processed.
     """
-    return _accepted(request, await intake.accept_upload(request, principal, idempotency_key))
+    admitted = await intake.accept_upload(request, principal, idempotency_key)
+    if admitted.duplicate_of is not None:
+        response.status_code = 200  # nothing new was accepted
+    return _accepted(request, admitted)
 
 
 @router.post(
@@ -113,7 +127,7 @@ async def create_image_link(
 
     Send every `params` entry as a form field, unchanged, then the file as the last field,
     `file`. The link accepts up to `max_bytes`, with exactly the Content-Type in `params`
-    (from the filename's extension: JPEG, PNG, WebP, GIF or AVIF), until `expires_at`.
+    (from the filename's extension: JPEG, PNG, WebP, GIF, AVIF or HEIC), until `expires_at`.
     Once confirmed, the file is sealed as the image's original: posting to the link again
     changes nothing the image serves.
     """

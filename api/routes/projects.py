@@ -8,6 +8,7 @@ spec's shape, bounded, and costs the rows it skips.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,9 +24,17 @@ from api.deps import (
     get_principal,
 )
 from api.errors import ApiError, ApiErrorCode
-from api.schemas import ProjectImagesPublic, ProjectPublic, WsTokenPublic, errors
+from api.intake.dedupe import project_dedupes, set_project_dedupe
+from api.schemas import (
+    ProjectImagesPublic,
+    ProjectPublic,
+    ProjectSettingsPublic,
+    WsTokenPublic,
+    errors,
+)
 from api.status.cursors import MAX_CURSOR_CHARS, Order
-from api.status.listing import project_images, project_public
+from api.status.listing import project_images, project_public, similar_images
+from api.status.similar import MAX_DISTANCE
 
 logger = logging.getLogger(__name__)
 # Every route here needs a key once any exists, whatever its own parameters say.
@@ -68,7 +77,11 @@ def read_project(
     return project_public(session, linker, project_id, limit, offset, cursor, order)
 
 
-@router.get("/{project_id}/images", response_model=ProjectImagesPublic, responses=_ERRORS)
+@router.get(
+    "/{project_id}/images",
+    response_model=ProjectImagesPublic,
+    responses=errors(401, 404, 409, 422, 503),
+)
 def read_project_images(
     project_id: ScopedProjectDep,
     session: SessionDep,
@@ -77,9 +90,43 @@ def read_project_images(
     offset: Offset = 0,
     cursor: CursorQuery = None,
     order: OrderQuery = Order.OLDEST,
+    similar_to: uuid.UUID | None = None,
+    max_distance: Annotated[int, Query(ge=0, le=MAX_DISTANCE)] = 10,
 ) -> ProjectImagesPublic:
-    """The spec's shape: `{"images": [{image_id, state, project_id, versions}]}`, paginated."""
+    """The spec's shape: `{"images": [{image_id, state, project_id, versions}]}`, paginated.
+
+    With `similar_to`, only the project's near duplicates of that image: those whose
+    64-bit perceptual hash differs in at most `max_distance` bits, nearest first, paged by
+    `offset` (404 if the image is not in the project, 409 `image_not_prepared` until it
+    has a hash).
+    """
+    if similar_to is not None:
+        return similar_images(
+            session, linker, project_id, similar_to, max_distance, limit, offset, cursor
+        )
     return project_images(session, linker, project_id, limit, offset, cursor, order)
+
+
+@router.get("/{project_id}/settings", response_model=ProjectSettingsPublic, responses=_ERRORS)
+def read_project_settings(
+    project_id: ScopedProjectDep, session: SessionDep
+) -> ProjectSettingsPublic:
+    """The project's options (every default until set)."""
+    return ProjectSettingsPublic(dedupe=project_dedupes(session, project_id))
+
+
+@router.put(
+    "/{project_id}/settings",
+    response_model=ProjectSettingsPublic,
+    responses=errors(400, 401, 404, 413, 422, 503),
+)
+def update_project_settings(
+    project_id: ScopedProjectDep, body: ProjectSettingsPublic, session: SessionDep
+) -> ProjectSettingsPublic:
+    """Set the project's options. `dedupe`: answer uploads of bytes already `done` in this
+    project with that image (`duplicate_of`) instead of processing them again."""
+    set_project_dedupe(session, project_id, body.dedupe)
+    return body
 
 
 @router.post("/{project_id}/ws-token", response_model=WsTokenPublic, responses=_ERRORS)

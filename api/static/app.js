@@ -80,10 +80,20 @@ function render(entry) {
   el.querySelector(".err").textContent = entry.error || "";
   const thumb = entry.versions.thumb;
   const box = el.querySelector(".thumb");
+  const loaded = box.querySelector("img.thumbnail.loaded");
+  if (entry.facts && entry.facts.blurhash && !loaded && !box.querySelector("canvas")) {
+    box.prepend(placeholderFor(entry.facts, entry.width, entry.height));
+  }
   if (thumb && !box.querySelector("img")) {
     const img = document.createElement("img");
     img.alt = "thumbnail";
     img.className = "thumbnail";
+    img.hidden = true;  // the placeholder shows until the thumbnail has loaded
+    img.onload = () => {
+      img.hidden = false;
+      img.classList.add("loaded");
+      box.querySelectorAll("canvas.placeholder").forEach(c => c.remove());
+    };
     img.src = thumb.url;
     box.appendChild(img);
   }
@@ -105,6 +115,9 @@ function applyImage(image, older = false) {
   entry.name = image.original_filename || entry.name;
   entry.state = image.state;
   entry.error = image.error ? `${image.error.code}: ${image.error.message || ""}` : "";
+  entry.facts = image.facts || entry.facts;
+  entry.width = image.width || entry.width;
+  entry.height = image.height || entry.height;
   for (const v of VERSIONS) {
     const url = image.versions[v];
     if (!url) continue;
@@ -137,6 +150,7 @@ function applyEvent(event) {
     else countTransition(entry, event.state);
     entry.state = event.state;
     entry.error = event.error_code ? `error: ${event.error_code}` : "";
+    entry.facts = event.facts || entry.facts;
     if (event.state === "error" || event.state === "done") refreshImage(event.image_id);
   } else if (event.type === "version") {
     entry.versions[event.version] = { url: event.url, width: event.width, height: event.height };

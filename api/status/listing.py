@@ -7,6 +7,7 @@ halved until its JSON fits SNAPSHOT_MAX_BYTES, with a cursor for the rest over H
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from api.schemas import ProjectImagesPublic, ProjectPublic
 from api.status.cursors import Cursor, Order, decode_cursor
 from api.status.links import Linker
 from api.status.queries import count_by_state, list_project_images, list_project_rows
+from api.status.similar import list_similar_images
 from api.status.views import image_public, image_summaries
 
 SNAPSHOT_PAGE = 100
@@ -69,6 +71,30 @@ def project_images(
         offset=offset,
         total=sum(counts.values()),
         next_cursor=page.next_cursor,
+    )
+
+
+def similar_images(
+    session: Session,
+    linker: Linker,
+    project_id: int,
+    image_id: uuid.UUID,
+    max_distance: int,
+    limit: int,
+    offset: int,
+    cursor: str | None,
+) -> ProjectImagesPublic:
+    """Near duplicates rank by distance, not by the listing's key, so they page by offset."""
+    if cursor is not None:
+        raise UnprocessableError(
+            "`similar_to` pages by `offset`, not `cursor`", code=ApiErrorCode.INVALID_CURSOR
+        )
+    images, total = list_similar_images(session, project_id, image_id, max_distance, limit, offset)
+    return ProjectImagesPublic(
+        images=image_summaries(images, linker),
+        limit=limit,
+        offset=offset,
+        total=total,
     )
 
 

@@ -45,6 +45,12 @@ class ImageRow:
     source_key: str
     format: str | None
     versions: list[VersionRow]
+    content_sha256: str | None = None
+    blurhash: str | None = None
+    thumbhash: str | None = None
+    dominant_color: str | None = None
+    average_color: str | None = None
+    phash: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,21 @@ def list_project_images(
     return Page(rows[:limit], _next_cursor(rows, limit, order))
 
 
+_FACT_COLUMNS = (
+    Image.content_sha256,
+    Image.blurhash,
+    Image.thumbhash,
+    Image.dominant_color,
+    Image.average_color,
+    Image.phash,
+)
+
+
+def _image_row(row: Any) -> ImageRow:
+    facts = {column.key: getattr(row, column.key) for column in _FACT_COLUMNS}
+    return ImageRow(row.id, row.project_id, row.state, row.source_key, row.format, [], **facts)
+
+
 def list_project_rows(
     session: Session,
     project_id: int,
@@ -113,13 +134,16 @@ def list_project_rows(
     """The same page as `list_project_images`, as the plain rows a summary needs."""
     order = after.order if after is not None else order
     columns = select(
-        Image.id, Image.project_id, Image.state, Image.source_key, Image.format, Image.created_at
+        Image.id,
+        Image.project_id,
+        Image.state,
+        Image.source_key,
+        Image.format,
+        Image.created_at,
+        *_FACT_COLUMNS,
     ).where(Image.project_id == project_id)
     rows = session.execute(_paged(columns, limit, offset, after, order)).all()
-    images = {
-        row.id: ImageRow(row.id, row.project_id, row.state, row.source_key, row.format, [])
-        for row in rows[:limit]
-    }
+    images = {row.id: _image_row(row) for row in rows[:limit]}
     if images:
         versions = select(Version.image_id, Version.name, Version.key, Version.content_type)
         for version in session.execute(versions.where(Version.image_id.in_(list(images)))):

@@ -62,7 +62,15 @@ async def test_upload_is_accepted_and_readable(api: httpx.AsyncClient, storage: 
 
     assert response.status_code == 202
     accepted = response.json()
-    assert set(accepted) == {"image_id", "project_id", "state", "workflow_id", "status_url"}
+    assert set(accepted) == {
+        "image_id",
+        "project_id",
+        "state",
+        "workflow_id",
+        "status_url",
+        "duplicate_of",
+    }
+    assert accepted["duplicate_of"] is None
     assert accepted["state"] == "uploaded"
     assert accepted["workflow_id"] == f"image-{accepted['image_id']}"
     image = (await api.get(f"/images/{accepted['image_id']}")).json()

@@ -37,6 +37,10 @@ from tests.hostile import (
     corrupt_webp,
     flipped_middle,
     gps_jpeg,
+    heic,
+    heic_10_bit,
+    heic_bomb,
+    heic_with_other_images,
     jpeg_with_html_comment_and_zip,
     many_frame_gif,
     oriented_jpeg,
@@ -45,6 +49,7 @@ from tests.hostile import (
     png_header_only,
     png_with_broken_idat,
     quadrants,
+    rotated_heic,
     save,
 )
 
@@ -88,6 +93,16 @@ def _grey_alpha() -> bytes:
     return save(quadrants(120, 80, colours, "LA"), "PNG")
 
 
+def _truncated_heic() -> bytes:
+    data = heic(quadrants(1200, 900))
+    return data[: len(data) * 2 // 3]
+
+
+def _alpha_heic() -> bytes:
+    colours = ((220, 30, 30, 0), (30, 200, 60, 255), (40, 60, 210, 128), (230, 220, 40, 255))
+    return heic(quadrants(120, 80, colours, "RGBA"))
+
+
 def _truncated_jpeg() -> bytes:
     data = jpeg_bytes(1200, 900)
     return data[: len(data) * 2 // 3]
@@ -102,7 +117,30 @@ METADATA = Rejected(422, "metadata_too_large")
 # The header is fine, so the API accepts it; the worker's decode fails at once.
 CORRUPT = FailsLater(("invalid_image",))
 
+HEIC = {"filename": "a.heic", "content_type": "image/heic"}
+
 CASES: dict[str, Case] = {
+    "heic": Case(lambda: heic(quadrants(*UPRIGHT)), Processed(UPRIGHT, RGB_Q), **HEIC),
+    "heic rotated (irot)": Case(
+        lambda: rotated_heic(quadrants(*UPRIGHT)), Processed(UPRIGHT, RGB_Q), **HEIC
+    ),
+    "heic 10-bit": Case(
+        lambda: heic_10_bit(quadrants(*UPRIGHT)), Processed(UPRIGHT, RGB_Q), **HEIC
+    ),
+    "heic with alpha": Case(
+        _alpha_heic,
+        Processed(
+            UPRIGHT,
+            ((220, 30, 30, 0), (30, 200, 60, 255), (40, 60, 210, 128), (230, 220, 40, 255)),
+            "PNG",
+        ),
+        **HEIC,
+    ),
+    "heic with other images": Case(
+        lambda: heic_with_other_images(quadrants(*UPRIGHT)), Processed(UPRIGHT, RGB_Q), **HEIC
+    ),
+    "heic truncated": Case(_truncated_heic, CORRUPT, **HEIC),
+    "heic bomb 30000x30000": Case(lambda: heic_bomb(30000, 30000), TOO_LARGE, **HEIC),
     "text renamed .jpg": Case(lambda: b"hello, I am text\n" * 20, UNSUPPORTED),
     "html as image/png": Case(lambda: HTML, UNSUPPORTED, "a.png", "image/png"),
     "svg with xxe": Case(lambda: SVG_XXE, UNSUPPORTED, "a.svg", "image/svg+xml"),

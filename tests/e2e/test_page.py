@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 from sqlalchemy import Engine
 
 from bench.rows import insert_done_images
@@ -105,3 +107,49 @@ def test_a_project_of_10_000_images_shows_its_counts_and_pages_older_ones(
     page.wait_for_function(
         "() => document.getElementById('counts').textContent.includes('done: 10001')"
     )
+
+
+def test_the_placeholder_is_painted_until_the_thumbnail_arrives(
+    page: Page, product: Product
+) -> None:
+    project_id = product.new_project_id()
+    with httpx.Client(base_url=product.base_url, timeout=30) as client:
+        response = client.post(
+            "/upload_image",
+            data={"project_id": str(project_id)},
+            files={"file": ("p.jpg", jpeg_bytes(1600, 1200))},
+        )
+        assert response.status_code == 202, response.text
+        image_id = response.json()["image_id"]
+        deadline = time.monotonic() + 60
+        while (image := client.get(f"/images/{image_id}").json())["state"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)  # the thumbnail is held back until released
+
+    page.route("**/links/**", hold)  # the page's only links are its thumbnails
+    page.goto(product.base_url)
+    page.fill("#project", str(project_id))
+    page.dispatch_event("#project", "change")
+
+    placeholder = page.locator(".card canvas.placeholder")
+    placeholder.wait_for(timeout=10_000)
+    assert placeholder.get_attribute("data-blurhash") == image["facts"]["blurhash"]
+    painted = placeholder.evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"
+    )
+    assert painted[3::4] == [255] * (len(painted) // 4), "every pixel is painted"
+    assert len(set(painted)) > 4, "a blur of colours, not one flat fill"
+    for _ in range(100):  # route handlers run while Playwright is waiting
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page asked for the thumbnail"
+    assert placeholder.count() == 1, "still painted while the thumbnail is on its way"
+    for route in held:
+        route.continue_()
+    page.locator(".card img.thumbnail.loaded").wait_for(timeout=10_000)
+    assert placeholder.count() == 0, "the placeholder goes once the thumbnail has loaded"

@@ -63,7 +63,15 @@ async def assert_project_shapes(
     assert {i["image_id"] for i in project["images"]} == image_ids
     spec = (await client.get(f"/projects/{project_id}/images")).json()
     for image in spec["images"]:
-        assert set(image) == {"image_id", "state", "project_id", "versions"}
+        # The spec's shape, which only gains fields.
+        assert set(image) == {
+            "image_id",
+            "state",
+            "project_id",
+            "versions",
+            "facts",
+            "duplicate_of",
+        }
         assert set(image["versions"]) == SPEC_VERSIONS
         assert all(image["versions"].values())
 
