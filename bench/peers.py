@@ -2,11 +2,13 @@
 
 Each peer makes what the product makes by default: the four sizes (`core.presets`), fitted
 inside their boxes, in every format of `formats` (JPEG q85, no metadata), from the same
-files, in 2 processes. None of them stores anything, records anything or tells anyone.
+files, in 2 processes, and the image's facts (`core.facts.compute_facts` from the largest
+size, the original's SHA-256), calling the product's own functions. None of them stores
+anything, records anything or tells anyone. thumbor makes the sizes only: it has no facts.
 
 - `pillow_per_size`: Pillow, one full decode, LANCZOS to each size from it.
 - `pillow_cascade`: Pillow draft to the largest box, then a LANCZOS cascade
-  (`bench.compute.draft_cascade`, the e2e bench's earlier baseline).
+  (as `bench.compute.draft_cascade`, the e2e bench's earlier baseline).
 - `pyvips_per_size`: libvips, one `thumbnail` per size from the file (shrink-on-load
   each time): what an on-the-fly renderer such as imgproxy does per request.
 - thumbor (`bench.thumbor`), installed from PyPI into a venv of its own.
@@ -14,6 +16,7 @@ files, in 2 processes. None of them stores anything, records anything or tells a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import multiprocessing
@@ -26,9 +29,10 @@ from pathlib import Path
 import pyvips
 from PIL import Image
 
-from bench.compute import QUALITY, draft_cascade
+from bench.compute import QUALITY
 from core import vips_engine
-from core.presets import PRESETS, fit_within
+from core.facts import compute_facts
+from core.presets import PRESETS, Preset, fit_within, largest_box
 from core.settings import Settings
 
 logger = logging.getLogger("bench.peers")
@@ -37,30 +41,64 @@ logger = logging.getLogger("bench.peers")
 DEFAULT_FORMATS: tuple[str, ...] = ("jpeg",)
 
 
+def original_facts(path: str) -> None:
+    """What the product learns from the original's bytes: their SHA-256 (the API takes it
+    as the upload streams)."""
+    hashlib.sha256(Path(path).read_bytes())
+
+
+def pillow_facts(image: Image.Image) -> None:
+    """`core.facts.compute_facts`, as the product computes them from its prepared copy."""
+    rgb = image.convert("RGB")
+    compute_facts(pyvips.Image.new_from_memory(rgb.tobytes(), rgb.width, rgb.height, 3, "uchar"))
+
+
 def _pillow_save(image: Image.Image, image_format: str) -> None:
     image.save(io.BytesIO(), image_format.upper(), quality=QUALITY)
 
 
+def _largest_first() -> list[Preset]:
+    return sorted(PRESETS, key=lambda p: -p.width * p.height)
+
+
 def pillow_per_size(path: str, formats: Sequence[str] = DEFAULT_FORMATS) -> None:
-    """One full Pillow decode, then LANCZOS from it to each size."""
+    """One full Pillow decode, then LANCZOS from it to each size; facts from the largest."""
+    original_facts(path)
     with Image.open(path) as image:
         full = image.convert("RGB")
-    for preset in PRESETS:
+    for index, preset in enumerate(_largest_first()):
         resized = full.resize(fit_within(*full.size, preset.box), Image.Resampling.LANCZOS)
+        if index == 0:
+            pillow_facts(resized)
         for image_format in formats:
             _pillow_save(resized, image_format)
 
 
 def pillow_cascade(path: str, formats: Sequence[str] = DEFAULT_FORMATS) -> None:
-    """`bench.compute.draft_cascade` (JPEG only) over the file's bytes."""
-    del formats  # the cascade predates other formats; it stays as it was measured
-    draft_cascade(Path(path).read_bytes())
+    """Pillow draft to the largest box, then LANCZOS largest to smallest
+    (`bench.compute.draft_cascade`); facts from the largest."""
+    original_facts(path)
+    with Image.open(path) as image:
+        source = image.size
+        image.draft("RGB", fit_within(*source, largest_box()))
+        current: Image.Image = image.convert("RGB")
+    for index, preset in enumerate(_largest_first()):
+        current = current.resize(fit_within(*source, preset.box), Image.Resampling.LANCZOS)
+        if index == 0:
+            pillow_facts(current)
+        for image_format in formats:
+            _pillow_save(current, image_format)
 
 
 def pyvips_per_size(path: str, formats: Sequence[str] = DEFAULT_FORMATS) -> None:
-    """One libvips `thumbnail` per size from the file, as an on-the-fly renderer does."""
-    for preset in PRESETS:
+    """One libvips `thumbnail` per size from the file, as an on-the-fly renderer does;
+    facts from the largest."""
+    original_facts(path)
+    for index, preset in enumerate(_largest_first()):
         image = pyvips.Image.thumbnail(path, preset.width, height=preset.height, size="down")
+        if index == 0:
+            image = image.copy_memory()  # decoded once, for the facts and the encodes
+            compute_facts(image)
         for image_format in formats:
             if image_format == "jpeg":
                 image.jpegsave_buffer(Q=QUALITY, keep="none")
