@@ -17,6 +17,7 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bench.batches import make_images, run_batch
 from bench.common import Product, configure_logging, running_product
 from bench.e2e import WORKERS, image_files, load_average, product_batch
 from bench.peers import loop_rate
+from devstack.temporal import DYNAMIC_CONFIG
 from tests.factories import jpeg_bytes
 
 logger = logging.getLogger("bench.ab")
@@ -32,6 +34,18 @@ SIDES = ("base", "candidate")
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
+
+
+@contextlib.contextmanager
+def temporal_config(extra: dict[str, str]) -> Iterator[None]:
+    """Extra dynamic config for the Temporal dev server started within the block."""
+    saved = dict(DYNAMIC_CONFIG)
+    DYNAMIC_CONFIG.update(extra)
+    try:
+        yield
+    finally:
+        DYNAMIC_CONFIG.clear()
+        DYNAMIC_CONFIG.update(saved)
 
 
 async def measure(
@@ -74,6 +88,9 @@ def main() -> None:
     parser.add_argument("--base-tree", type=Path)
     parser.add_argument("--base-env", nargs="*", default=[])
     parser.add_argument("--env", nargs="*", default=[])
+    parser.add_argument(
+        "--temporal-config", nargs="*", default=[], help="candidate's dev-server dynamic config"
+    )
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, required=True)
@@ -83,17 +100,20 @@ def main() -> None:
     images = make_images(args.images)
     trees = {"base": args.base_tree, "candidate": None}
     envs = {"base": parse_env(args.base_env), "candidate": parse_env(args.env)}
+    temporal = {"base": {}, "candidate": parse_env(args.temporal_config)}
     with image_files(images) as paths, contextlib.ExitStack() as stack:
-        products = {
-            side: stack.enter_context(running_product(WORKERS, None, trees[side], envs[side]))
-            for side in SIDES
-        }
+        products = {}
+        for side in SIDES:
+            with temporal_config(temporal[side]):
+                product = running_product(WORKERS, None, trees[side], envs[side])
+                products[side] = stack.enter_context(product)
         rounds = asyncio.run(measure(products, images, paths, args.rounds))
     summary = summarize(rounds) | {
         "rounds": rounds,
         "images": len(images),
         "base_tree": str(args.base_tree),
         "envs": envs,
+        "candidate_temporal_config": temporal["candidate"],
         "load_average": {"start": load_at_start, "end": load_average()},
         "run_seconds": time.monotonic() - started,
     }

@@ -52,7 +52,9 @@ class StreamingWriter:
 
     def describe(self, content_type: str) -> None:
         """The stored object's type, once the caller knows it: before the first
-        `flush_part` or `complete`, which is when it is sent."""
+        `flush_part` or `complete`, which is when it is sent. Saying it again is harmless."""
+        if content_type == self._content_type:
+            return
         if self._upload_id is not None or self.etag is not None:
             raise RuntimeError(f"{self.key} is already being written")
         self._content_type = content_type

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX, original_key_for
 from core.models import Image
 from core.settings import Settings
-from core.storage import Storage
+from core.storage import PART_SIZE, Storage
 from tests.api.conftest import serve
 from tests.factories import encoded, jpeg_bytes, photo
 
@@ -88,6 +88,21 @@ async def test_upload_is_accepted_and_readable(api: httpx.AsyncClient, storage: 
     assert (stored["ContentType"], stored["ContentDisposition"]) == ("image/jpeg", "attachment")
     listing = (await api.get(f"/projects/{project_id}/images")).json()
     assert [i["image_id"] for i in listing["images"]] == [accepted["image_id"]]
+
+
+async def test_a_multipart_original_is_stored_as_a_download_of_its_type(
+    api: httpx.AsyncClient, storage: Storage
+) -> None:
+    # Past one 8 MiB part: the type is decided from the header before the first part goes.
+    data = JPEG + b"\x00" * (PART_SIZE * 2)
+    response = await api.post("/upload_image", **upload(4242, data))  # type: ignore[arg-type]
+
+    assert response.status_code == 202, response.text
+    stored = storage.client.get_object(
+        Bucket=storage.bucket, Key=original_key_for(response.json()["image_id"])
+    )
+    assert (stored["ContentType"], stored["ContentDisposition"]) == ("image/jpeg", "attachment")
+    assert stored["Body"].read() == data
 
 
 @pytest.mark.parametrize(
