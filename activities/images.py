@@ -52,13 +52,9 @@ from core.contracts import (
 )
 from core.facts import compute_facts
 from core.fencing import StaleWriteError
-from core.imaging import (
-    DecodedImage,
-    Rendered,
-    decode_source,
-    render_decoded,
-)
+from core.imaging import DecodedImage, Rendered, RenderPlan, decode_source, render_plan
 from core.inspection import ImagingError, limits_from
+from core.presets import Preset, legacy_preset
 from core.settings import Settings
 from core.storage import DERIVATIVE_CACHE_CONTROL, ObjectMissingError, Storage
 
@@ -102,7 +98,7 @@ class ImageActivities:
             source_path = scratch / "source"
             self._download(request.source_key, source_path, digest)
             with _as_application_error():
-                decoded = decode_source(source_path, self._limits)
+                decoded = decode_source(source_path, self._limits, request.presets)
             sha256 = None if digest is None else digest.hexdigest()
         prepared = self._prepared(request, decoded, sha256, render_queue=self._render_queue)
         prepared.renders_queued = self._copies.keep(
@@ -153,8 +149,16 @@ class ImageActivities:
             return self._resize_and_write(request)
 
     def _resize_and_write(self, request: ResizeInput) -> ResizeResult:
+        """Every format of the preset from one resize of the copy; the first answers, with
+        the others in `more_formats`."""
+        preset = request.preset or legacy_preset(request.version)
+        written = [self._write(request, preset, rendered) for rendered in self._render(request)]
+        first, *more = written
+        first.more_formats = more
+        return first
+
+    def _write(self, request: ResizeInput, preset: Preset, rendered: Rendered) -> ResizeResult:
         image_id = uuid.UUID(request.image_id)
-        rendered = self._render(request)
         attempt, extension = activity.info().attempt, rendered.extension
         keys = [
             version_key_for(
@@ -172,6 +176,8 @@ class ImageActivities:
             height=rendered.height,
             bytes=len(rendered.data),
             content_type=rendered.content_type,
+            format=rendered.format,
+            spec=preset.spec(rendered.format),
         )
         try:
             committed = self._versions.commit(image_id, request.project_id, written, request.fence)
@@ -184,10 +190,21 @@ class ImageActivities:
         self._discard_quietly([*committed.unused, *earlier])
         return committed.result
 
-    def _render(self, request: ResizeInput) -> Rendered:
-        size, quality = (request.width, request.height), self._settings.jpeg_quality
+    def _render(self, request: ResizeInput) -> list[Rendered]:
+        preset = request.preset or legacy_preset(request.version)
+        final = (request.width, request.height)
+        scaled = (request.scaled_width, request.scaled_height) if request.scaled_width else final
+        plan = RenderPlan(
+            scaled=scaled,
+            final=final,
+            gravity=preset.gravity,
+            formats=preset.formats,
+            quality=preset.quality,
+            jpeg_quality=self._settings.jpeg_quality,
+            avif_effort=self._settings.avif_effort,
+        )
         with _as_application_error():
-            return render_decoded(self._copies.get(request.image_id), size, quality)
+            return render_plan(self._copies.get(request.image_id), plan)
 
     @activity.defn(name=FINISH_ACTIVITY)
     @classify_errors

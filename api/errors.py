@@ -71,6 +71,9 @@ class ApiErrorCode(StrEnum):
     INVALID_CURSOR = "invalid_cursor"
     INVALID_LINK = "invalid_link"
     LINK_EXPIRED = "link_expired"
+    INVALID_PRESETS = "invalid_presets"
+    NOT_REPROCESSING = "not_reprocessing"
+    NOT_RETRYABLE = "not_retryable"
 
 
 class ApiError(Exception):
