@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.logging import RichHandler
 
-from imgproc_cli import commands, webhooks
+from imgproc_cli import commands, presets, webhooks
 from imgproc_cli.api import DEFAULT_URL, Connection
 from imgproc_cli.errors import ApiError, CliError
 from imgproc_cli.outcome import ExitCode
@@ -58,6 +58,11 @@ def main(
             getattr(args, "webhook_id", None),
         )
         return _run(webhooks.webhooks(hooks, connection, consoles, transport), consoles.err)
+    if args.command == "presets":
+        wanted = presets.PresetOptions(
+            args.action, args.project, getattr(args, "source", None), args.json
+        )
+        return _run(presets.presets(wanted, connection, consoles, transport), consoles.err)
     return _run(commands.status(args.project, connection, consoles, transport), consoles.err)
 
 
@@ -89,7 +94,20 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     status = subcommands.add_parser("status", help="a project's images as a table", **common)
     status.add_argument("project", type=_positive_int, metavar="N", help="project id")
     _webhook_commands(subcommands, common)
+    _preset_commands(subcommands, common)
     return parser
+
+
+def _preset_commands(subcommands: Any, common: dict[str, Any]) -> None:
+    sets = subcommands.add_parser("presets", help="a project's presets", **common)
+    actions = sets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="the current set and its version", **common)
+    show.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    show.add_argument("--json", action="store_true", help="print the API's JSON")
+    store = actions.add_parser("set", help="store a new set from a JSON file", **common)
+    store.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    store.add_argument("source", metavar="FILE", help='JSON {"presets": [...]}, or - for stdin')
+    store.add_argument("--json", action="store_true", help="print the API's JSON")
 
 
 def _webhook_commands(subcommands: Any, common: dict[str, Any]) -> None:
