@@ -94,10 +94,10 @@ class ImageActivities:
         # The API hashed a direct upload as it streamed; a link's upload it never saw, so
         # that one is hashed here as it downloads (about 3 ms of CPU a MB, no second read).
         digest = None if known_hash else hashlib.sha256()
-        with _scratch_dir() as scratch, heartbeating("preparing"):
+        with scratch_dir() as scratch, heartbeating("preparing"):
             source_path = scratch / "source"
             self._download(request.source_key, source_path, digest)
-            with _as_application_error():
+            with as_application_error():
                 decoded = decode_source(source_path, self._limits, request.presets)
             sha256 = None if digest is None else digest.hexdigest()
         prepared = self._prepared(request, decoded, sha256, render_queue=self._render_queue)
@@ -180,7 +180,13 @@ class ImageActivities:
             spec=preset.spec(rendered.format),
         )
         try:
-            committed = self._versions.commit(image_id, request.project_id, written, request.fence)
+            committed = self._versions.commit(
+                image_id,
+                request.project_id,
+                written,
+                request.fence,
+                announce=rendered.format == preset.listed_format,
+            )
         except StaleWriteError:
             self._discard_quietly([key])
             raise
@@ -203,7 +209,7 @@ class ImageActivities:
             jpeg_quality=self._settings.jpeg_quality,
             avif_effort=self._settings.avif_effort,
         )
-        with _as_application_error():
+        with as_application_error():
             return render_plan(self._copies.get(request.image_id), plan)
 
     @activity.defn(name=FINISH_ACTIVITY)
@@ -266,13 +272,13 @@ class ImageActivities:
 
 
 @contextmanager
-def _scratch_dir() -> Iterator[Path]:
+def scratch_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="imgproc-") as name:
         yield Path(name)
 
 
 @contextmanager
-def _as_application_error() -> Iterator[None]:
+def as_application_error() -> Iterator[None]:
     """Bad images fail at once: retrying cannot fix them."""
     try:
         yield

@@ -73,7 +73,12 @@ class VersionRecords:
             raise StaleWriteError(f"image {image_id} takes no versions under this fence now")
 
     def commit(
-        self, image_id: uuid.UUID, project_id: int, written: ResizeResult, fence: Fence
+        self,
+        image_id: uuid.UUID,
+        project_id: int,
+        written: ResizeResult,
+        fence: Fence,
+        announce: bool = True,
     ) -> Committed:
         """Point the version at `written.key`, or answer what an attempt of the same resize
         already recorded; raise StaleWriteError when a newer write forbids both."""
@@ -95,16 +100,22 @@ class VersionRecords:
             )
             if claimed is None:  # the staging cleanup took it: it may be deleted already
                 raise StaleWriteError(f"{written.key} was swept before it was recorded")
-            _upsert(session, image_id, written, fence)
+            upsert_version(session, image_id, written, fence)
             before = existing.result.key if existing else written.key
             superseded = [before] if before != written.key else []
             mark_pending(session, image_id, superseded)
-            event = version_event(
-                image_id, project_id, written.version, written.key, written.width, written.height
-            )
-            if written.format != "auto":
-                event["format"] = written.format
-            publish(session, event)
+            # One event per version, for the format the listing links: the other formats
+            # of it are in `GET /images/{id}`.
+            if announce:
+                event = version_event(
+                    image_id,
+                    project_id,
+                    written.version,
+                    written.key,
+                    written.width,
+                    written.height,
+                )
+                publish(session, event)
         return Committed(written, superseded)
 
     def forget(self, keys: list[str]) -> None:
@@ -158,7 +169,9 @@ def _version(
     return Recorded(result, token)
 
 
-def _upsert(session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence) -> None:
+def upsert_version(
+    session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
+) -> None:
     values = {
         "image_id": image_id,
         "name": written.version,

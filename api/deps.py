@@ -33,6 +33,7 @@ from api.errors import (
 from api.intake.intake import ImageIntake
 from api.intake.upload_slots import UploadSlots
 from api.ops.metrics import ApiMetrics, ImageStateGauge
+from api.presets.reprocess import Reprocessing
 from api.presets.store import PresetStore
 from api.status.hub import EventHub
 from api.status.links import Linker, LinkSigner
@@ -136,6 +137,13 @@ def get_preset_store(sessions: SessionsDep) -> PresetStore:
 
 
 PresetStoreDep = Annotated[PresetStore, Depends(get_preset_store)]
+
+
+def get_reprocessing(temporal: TemporalDep, settings: SettingsDep) -> Reprocessing:
+    return Reprocessing(temporal, settings)
+
+
+ReprocessingDep = Annotated[Reprocessing, Depends(get_reprocessing)]
 
 
 def get_webhook_endpoints(session: SessionDep, settings: SettingsDep) -> WebhookEndpoints:

@@ -74,6 +74,7 @@ class ApiErrorCode(StrEnum):
     INVALID_PRESETS = "invalid_presets"
     NOT_REPROCESSING = "not_reprocessing"
     NOT_RETRYABLE = "not_retryable"
+    IMAGE_NOT_DONE = "image_not_done"
 
 
 class ApiError(Exception):

@@ -62,6 +62,12 @@ class Preset:
     def box(self) -> tuple[int, int]:
         return (self.width, self.height)
 
+    @property
+    def listed_format(self) -> str:
+        """The format the spec's listing links and the version events announce: `auto`,
+        or the first one of a preset made without it."""
+        return OutputFormat.AUTO.value if OutputFormat.AUTO in self.formats else self.formats[0]
+
     def spec(self, image_format: str) -> str:
         """What a stored derivative of this preset in `image_format` was made with: a
         version row whose spec differs is outdated. Readable, so a migration can write it."""

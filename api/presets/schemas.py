@@ -77,3 +77,38 @@ def preset_public(preset: Preset) -> PresetPublic:
         formats=list(preset.formats),
         quality=dict(preset.quality),
     )
+
+
+class ReprocessRequest(BaseModel):
+    """`start` (the default) starts a run, or makes the running one take up the current
+    presets, and resumes it if paused; `pause`, `resume` and `cancel` steer the running one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["start", "pause", "resume", "cancel"] = "start"
+
+
+class ReprocessAccepted(BaseModel):
+    project_id: int
+    action: str
+    workflow_id: str
+
+
+class ReprocessProgressPublic(BaseModel):
+    """`state`: running, paused, cancelled, done, none (never reprocessed), or how the last
+    run closed otherwise (failed, terminated, timed_out). Counts are of the current walk."""
+
+    project_id: int
+    state: str
+    presets_version: int = 0
+    walk: int = 0
+    images_seen: int = 0
+    images_rendered: int = 0
+    images_current: int = 0
+    images_skipped: int = 0
+    images_failed: int = 0
+
+
+class ImageReprocessAccepted(BaseModel):
+    image_id: str
+    workflow_id: str

@@ -6,14 +6,18 @@ uploads accepted from then on use it at once.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends
 
 from api.access.guard import GuardedRoute
-from api.deps import PresetStoreDep, ScopedProjectDep, get_principal
+from api.deps import PresetStoreDep, ReprocessingDep, ScopedProjectDep, get_principal
+from api.errors import ServiceUnavailableError
 from api.presets.schemas import PresetSetIn, PresetSetPublic, preset_public
 from api.schemas import errors
 from core.preset_sets import PresetSet
 
+logger = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/projects",
     tags=["presets"],
@@ -44,7 +48,10 @@ async def read_presets(project_id: ScopedProjectDep, store: PresetStoreDep) -> P
     responses=errors(401, 404, 413, 422, 503),
 )
 async def replace_presets(
-    project_id: ScopedProjectDep, body: PresetSetIn, store: PresetStoreDep
+    project_id: ScopedProjectDep,
+    body: PresetSetIn,
+    store: PresetStoreDep,
+    reprocessing: ReprocessingDep,
 ) -> PresetSetPublic:
     """Replace the project's preset set; it becomes the next version.
 
@@ -52,5 +59,18 @@ async def replace_presets(
     stay in every set (their boxes may change); boxes are 1 to 8000 px; every preset has
     at least one format. A set with any problem is refused whole with 422
     `invalid_presets`, naming each problem, and nothing is stored.
+
+    A stored set starts (or is taken up by) the project's reprocess run:
+    `reprocess_workflow_id`. It is null if Temporal was unreachable; then start it with
+    `POST /projects/{id}/reprocess`.
     """
-    return _public(await store.replace(project_id, [p.to_preset() for p in body.presets]))
+    stored = await store.replace(project_id, [p.to_preset() for p in body.presets])
+    answer = _public(stored)
+    try:
+        answer.reprocess_workflow_id = await reprocessing.start(project_id, stored.version)
+    except ServiceUnavailableError:
+        # The set is stored, and new uploads use it; the run can be started later.
+        logger.warning(
+            "stored presets v%s of %s; reprocess not started", stored.version, project_id
+        )
+    return answer
