@@ -35,6 +35,7 @@ from api.intake.upload_slots import UploadSlots
 from api.ops.metrics import ApiMetrics, ImageStateGauge
 from api.presets.reprocess import Reprocessing
 from api.presets.store import PresetStore
+from api.recovery.retries import Retries
 from api.status.hub import EventHub
 from api.status.links import Linker, LinkSigner
 from api.status.queries import get_image
@@ -144,6 +145,13 @@ def get_reprocessing(temporal: TemporalDep, settings: SettingsDep) -> Reprocessi
 
 
 ReprocessingDep = Annotated[Reprocessing, Depends(get_reprocessing)]
+
+
+def get_retries(temporal: TemporalDep, sessions: SessionsDep) -> Retries:
+    return Retries(temporal, sessions)
+
+
+RetriesDep = Annotated[Retries, Depends(get_retries)]
 
 
 def get_webhook_endpoints(session: SessionDep, settings: SettingsDep) -> WebhookEndpoints:

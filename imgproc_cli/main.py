@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.logging import RichHandler
 
-from imgproc_cli import commands, presets, webhooks
+from imgproc_cli import commands, operations, presets, webhooks
 from imgproc_cli.api import DEFAULT_URL, Connection
 from imgproc_cli.errors import ApiError, CliError
 from imgproc_cli.outcome import ExitCode
@@ -63,6 +63,14 @@ def main(
             args.action, args.project, getattr(args, "source", None), args.json
         )
         return _run(presets.presets(wanted, connection, consoles, transport), consoles.err)
+    if args.command == "reprocess":
+        run = operations.ReprocessOptions(args.project, args.action)
+        return _run(operations.reprocess(run, connection, consoles, transport), consoles.err)
+    if args.command == "retry":
+        which = operations.RetryOptions(tuple(args.image_ids), args.project)
+        if not which.image_ids and which.project_id is None:
+            parser.error("retry needs image ids or --project")
+        return _run(operations.retry(which, connection, consoles, transport), consoles.err)
     return _run(commands.status(args.project, connection, consoles, transport), consoles.err)
 
 
@@ -95,7 +103,21 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     status.add_argument("project", type=_positive_int, metavar="N", help="project id")
     _webhook_commands(subcommands, common)
     _preset_commands(subcommands, common)
+    _operation_commands(subcommands, common)
     return parser
+
+
+def _operation_commands(subcommands: Any, common: dict[str, Any]) -> None:
+    run = subcommands.add_parser(
+        "reprocess", help="bring a project's images to its presets; steer or show the run", **common
+    )
+    run.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    run.add_argument("action", nargs="?", default="status", choices=operations.REPROCESS_ACTIONS)
+    retry = subcommands.add_parser("retry", help="retry failed images", **common)
+    retry.add_argument("image_ids", nargs="*", metavar="IMAGE_ID", help="images to retry")
+    retry.add_argument(
+        "--project", "-p", type=_positive_int, metavar="N", help="every failed image of it"
+    )
 
 
 def _preset_commands(subcommands: Any, common: dict[str, Any]) -> None:
