@@ -9,10 +9,16 @@ two at once.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -105,14 +111,19 @@ class Reprocessing:
         status = await self._status(handle)
         try:
             if status == WorkflowExecutionStatus.RUNNING:
-                answer = await handle.query(PROGRESS_QUERY, result_type=ReprocessProgress)
+                # A query needs a worker: bounded, so no worker answers 503, not a hang.
+                answer = await handle.query(
+                    PROGRESS_QUERY,
+                    result_type=ReprocessProgress,
+                    rpc_timeout=timedelta(seconds=self._settings.status_query_timeout_seconds),
+                )
             elif status == WorkflowExecutionStatus.COMPLETED:
                 answer = await handle.result()
             elif status is None:
                 return None
             else:
                 return ReprocessProgress(project_id, state=status.name.lower())
-        except (RPCError, RuntimeError) as error:
+        except (RPCError, RuntimeError, WorkflowQueryFailedError) as error:
             raise ServiceUnavailableError("the workflow service is unavailable") from error
         assert isinstance(answer, ReprocessProgress)
         return answer
