@@ -208,6 +208,7 @@ class ImageActivities:
             quality=preset.quality,
             jpeg_quality=self._settings.jpeg_quality,
             avif_effort=self._settings.avif_effort,
+            webp_effort=self._settings.webp_effort,
         )
         with as_application_error():
             return render_plan(self._copies.get(request.image_id), plan)

@@ -126,11 +126,18 @@ class ReprocessActivities:
     def _write_all(
         self, request: ReprocessImageInput, decoded: DecodedImage, presets: list[Preset]
     ) -> list[ResizeResult]:
-        written: list[ResizeResult] = []
-        for preset in presets:
-            for rendered in self._render(decoded, preset):
-                written.append(self._write(request, preset, rendered))
-        return written
+        """Render everything, claim every key in one transaction, then write the objects."""
+        rendered = [(p, item) for p in presets for item in self._render(decoded, p)]
+        attempt = activity.info().attempt
+        keys = [
+            version_key_for(
+                request.project_id, request.image_id, p.name, r.extension, request.fence, attempt
+            )
+            for p, r in rendered
+        ]
+        # Claimed first: a crash after a write leaves the object to the cleanup.
+        self._records.claim(uuid.UUID(request.image_id), keys)
+        return [self._write(key, p, r) for key, (p, r) in zip(keys, rendered, strict=True)]
 
     def _render(self, decoded: DecodedImage, preset: Preset) -> list[Rendered]:
         sizes = geometry(decoded.source.width, decoded.source.height, preset)
@@ -142,23 +149,12 @@ class ReprocessActivities:
             quality=preset.quality,
             jpeg_quality=self._settings.jpeg_quality,
             avif_effort=self._settings.avif_effort,
+            webp_effort=self._settings.webp_effort,
         )
         with as_application_error():
             return render_plan(decoded, plan)
 
-    def _write(
-        self, request: ReprocessImageInput, preset: Preset, rendered: Rendered
-    ) -> ResizeResult:
-        key = version_key_for(
-            request.project_id,
-            request.image_id,
-            preset.name,
-            rendered.extension,
-            request.fence,
-            activity.info().attempt,
-        )
-        # Claimed first: a crash after the write leaves the object to the cleanup.
-        self._records.claim(uuid.UUID(request.image_id), [key])
+    def _write(self, key: str, preset: Preset, rendered: Rendered) -> ResizeResult:
         self._storage.put_bytes(key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL)
         return ResizeResult(
             version=preset.name,

@@ -87,6 +87,7 @@ class RenderPlan:
     quality: dict[str, int]
     jpeg_quality: int
     avif_effort: int
+    webp_effort: int = 0
 
 
 def inspect_source(path: Path, limits: Limits) -> SourceInfo:
@@ -153,7 +154,9 @@ def render_plan(image: DecodedImage, plan: RenderPlan) -> list[Rendered]:
 def _encoded(pixels: pyvips.Image, image_format: str, plan: RenderPlan) -> Rendered:
     quality = plan.quality.get(image_format)
     if image_format == OutputFormat.WEBP:
-        encoded = vips_engine.encode_webp(pixels, quality or DEFAULT_QUALITY[image_format])
+        encoded = vips_engine.encode_webp(
+            pixels, quality or DEFAULT_QUALITY[image_format], plan.webp_effort
+        )
     elif image_format == OutputFormat.AVIF:
         encoded = vips_engine.encode_avif(
             pixels, quality or DEFAULT_QUALITY[image_format], plan.avif_effort

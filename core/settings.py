@@ -115,6 +115,9 @@ class Settings(SecuritySettings):
     # libvips' AV1 effort, 0 (fastest) to 9: the CPU an AVIF derivative may cost
     # (docs/benchmarks.md, "Output formats").
     avif_effort: Annotated[int, Field(ge=0, le=9)] = 2
+    # libwebp's method, 0 (fastest) to 6: 0 costs a quarter of libvips' default (4) for
+    # bytes within a few percent (docs/benchmarks.md, "Output formats").
+    webp_effort: Annotated[int, Field(ge=0, le=6)] = 0
     # Images a project's reprocess renders at once, and per page of its walk: bounded so
     # live uploads keep their latency while a project is rendered again.
     reprocess_concurrency: Annotated[int, Field(ge=1, le=64)] = 2

@@ -199,9 +199,11 @@ def crop(image: pyvips.Image, size: tuple[int, int], gravity: str) -> pyvips.Ima
     return image.crop(left, top, size[0], size[1])
 
 
-def encode_webp(image: pyvips.Image, quality: int) -> tuple[bytes, str, str]:
-    """WebP, lossy, alpha kept (libvips drops an alpha band that hides nothing earlier)."""
-    return image.webpsave_buffer(Q=quality, keep="none"), "image/webp", "webp"
+def encode_webp(image: pyvips.Image, quality: int, effort: int = 0) -> tuple[bytes, str, str]:
+    """WebP, lossy, alpha kept (libvips drops an alpha band that hides nothing earlier).
+    `effort` (0..6, the WEBP_EFFORT setting) is libwebp's method."""
+    data = image.webpsave_buffer(Q=quality, effort=effort, keep="none")
+    return data, "image/webp", "webp"
 
 
 def encode_avif(image: pyvips.Image, quality: int, effort: int) -> tuple[bytes, str, str]:
