@@ -114,7 +114,7 @@ def build_activities(
             *UploadActivities(storage, sessions, settings, hooks).all(),
             *CleanupActivities(storage, sessions, settings).all(),
             *LivenessActivities(sessions).all(),
-            *ReprocessActivities(storage, sessions, settings).all(),
+            *ReprocessActivities(storage, sessions, settings, hooks).all(),
         ],
         render=[images.resize],
         render_queue=render_queue,

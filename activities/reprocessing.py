@@ -23,6 +23,7 @@ from activities.errors import classify_errors
 from activities.heartbeats import heartbeating
 from activities.images import as_application_error, scratch_dir
 from activities.reprocess_records import ReprocessRecords
+from activities.webhook_outbox import WebhookOutbox
 from core.contracts import ImageState, ResizeResult, version_key_for
 from core.events import publish
 from core.imaging import DecodedImage, Rendered, RenderPlan, decode_source, render_plan
@@ -40,17 +41,24 @@ from core.reprocess_contracts import (
     ReprocessPage,
     ReprocessPageInput,
     ReprocessProgress,
+    ReprocessState,
 )
 from core.reprocess_plan import plan_for
 from core.settings import Settings
 from core.storage import DERIVATIVE_CACHE_CONTROL, Storage
+from core.webhooks.contracts import WebhookEvent
 
 
 class ReprocessActivities:
     def __init__(
-        self, storage: Storage, sessions: sessionmaker[Session], settings: Settings
+        self,
+        storage: Storage,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        hooks: WebhookOutbox | None = None,
     ) -> None:
         self._storage = storage
+        self._hooks = hooks or WebhookOutbox(sessions, None)
         self._sessions = sessions
         self._records = ReprocessRecords(sessions)
         self._settings = settings
@@ -109,9 +117,15 @@ class ReprocessActivities:
     @activity.defn(name=REPORT_REPROCESS_ACTIVITY)
     @classify_errors
     def report(self, progress: ReprocessProgress) -> None:
-        """Push the run's progress to the project's WebSocket clients (and its event log)."""
+        """Push the run's progress to the project's WebSocket clients (and its event log);
+        at its end, record and start the project's `reprocess.done` webhook deliveries."""
+        deliveries: list[str] = []
         with self._sessions.begin() as session:
             publish(session, {"type": "reprocess", **vars(progress)})
+            if progress.state == ReprocessState.DONE:
+                event = WebhookEvent.REPROCESS_DONE
+                deliveries = self._hooks.record_project_event(session, progress.project_id, event)
+        self._hooks.start(deliveries)
 
     def _decode(self, source_key: str, presets: list[Preset]) -> DecodedImage:
         with scratch_dir() as scratch:

@@ -139,7 +139,11 @@ def _webhook_commands(subcommands: Any, common: dict[str, Any]) -> None:
     add.add_argument("project", type=_positive_int, metavar="N", help="project id")
     add.add_argument("hook_url", metavar="URL", help="where events are POSTed (https)")
     add.add_argument(
-        "--event", "-e", action="append", choices=webhooks.EVENTS, help="repeat; default both"
+        "--event",
+        "-e",
+        action="append",
+        choices=webhooks.EVENT_CHOICES,
+        help="repeat; default the two image events",
     )
     listing = actions.add_parser("list", help="the project's endpoints", **common)
     listing.add_argument("project", type=_positive_int, metavar="N", help="project id")

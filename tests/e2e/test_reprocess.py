@@ -15,7 +15,14 @@ from core.models import Image, Version
 from core.storage import Storage
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import upload, wait_until_final
+from tests.e2e.webhook_helpers import (
+    add_webhook,
+    all_settled,
+    verified_payload,
+    wait_for_deliveries,
+)
 from tests.factories import encoded, photo
+from tests.webhook_receiver import Script, running_receiver
 
 IMAGES = 30
 SPEC_NAMES = {"original", "thumb", "big_thumb", "big_1920", "d2500"}
@@ -145,3 +152,20 @@ async def test_pause_resume_and_one_image(product: Product) -> None:
         one = await client.post(f"/images/{ids[1]}/reprocess")
         assert one.status_code == 202, one.text
         assert one.json()["workflow_id"] == f"reprocess-image-{ids[1]}"
+
+
+async def test_the_end_of_a_run_is_a_reprocess_done_webhook(product: Product) -> None:
+    project_id = product.new_project_id()
+    with running_receiver() as receiver:
+        async with product.client() as client:
+            url = receiver.script("/runs", Script())
+            hook = await add_webhook(client, project_id, url, ("reprocess.done",))
+            await upload_many(client, project_id, 2)
+            await put_presets(client, project_id, [*SPEC, SQUARE])
+            await finished_run(client, project_id)
+            await wait_for_deliveries(client, project_id, hook["id"], all_settled(1))
+            got = receiver.requests_to("/runs")
+    assert len(got) == 1
+    payload = verified_payload(got[0], hook["secret"])
+    assert payload["type"] == "reprocess.done"
+    assert payload["data"] == {"project_id": project_id}
