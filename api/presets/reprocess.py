@@ -63,8 +63,9 @@ class Reprocessing:
         self._temporal = temporal
         self._settings = settings
 
-    async def start(self, project_id: int, presets_version: int) -> str:
-        """Signal-with-start the project's run toward `presets_version`; its workflow id."""
+    async def start(self, project_id: int, presets_version: int, resume: bool = False) -> str:
+        """Signal-with-start the project's run toward `presets_version`; its workflow id.
+        `resume`: also resume it if paused (an explicit start; a preset change does not)."""
         workflow_id = reprocess_workflow_id(project_id)
         request = ReprocessInput(
             project_id,
@@ -85,7 +86,8 @@ class Reprocessing:
                     [SearchAttributePair(PROJECT_ID, str(project_id))]
                 ),
             )
-            await handle.signal(RESUME_SIGNAL)
+            if resume:
+                await _resume(handle)
         except (RPCError, RuntimeError) as error:
             raise ServiceUnavailableError("the workflow service is unavailable") from error
         return workflow_id
@@ -156,3 +158,12 @@ class Reprocessing:
             raise ServiceUnavailableError("the workflow service is unavailable") from error
         except RuntimeError as error:
             raise ServiceUnavailableError("the workflow service is unavailable") from error
+
+
+async def _resume(handle: WorkflowHandle[Any, Any]) -> None:
+    try:
+        await handle.signal(RESUME_SIGNAL)
+    except RPCError as error:
+        # A run with nothing to do may have ended already: nothing is paused then.
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise

@@ -45,7 +45,7 @@ async def read_presets(project_id: ScopedProjectDep, store: PresetStoreDep) -> P
 @router.put(
     "/{project_id}/presets",
     response_model=PresetSetPublic,
-    responses=errors(401, 404, 413, 422, 503),
+    responses=errors(400, 401, 404, 413, 422, 503),
 )
 async def replace_presets(
     project_id: ScopedProjectDep,

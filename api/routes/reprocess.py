@@ -25,6 +25,7 @@ from api.presets.schemas import (
 )
 from api.schemas import errors
 from core.contracts import ImageState
+from core.reprocess_contracts import reprocess_workflow_id
 
 router = APIRouter(
     tags=["reprocessing"], dependencies=[Depends(get_principal)], route_class=GuardedRoute
@@ -35,7 +36,7 @@ router = APIRouter(
     "/projects/{project_id}/reprocess",
     status_code=202,
     response_model=ReprocessAccepted,
-    responses=errors(401, 404, 409, 413, 422, 503),
+    responses=errors(400, 401, 404, 409, 413, 422, 503),
 )
 async def reprocess_project(
     project_id: ScopedProjectDep,
@@ -52,10 +53,10 @@ async def reprocess_project(
     action = Action(body.action)
     if action is Action.START:
         version = (await store.current(project_id)).version
-        workflow_id = await reprocessing.start(project_id, version)
+        workflow_id = await reprocessing.start(project_id, version, resume=True)
     else:
         await reprocessing.control(project_id, action)
-        workflow_id = f"reprocess-project-{project_id}"
+        workflow_id = reprocess_workflow_id(project_id)
     return ReprocessAccepted(project_id=project_id, action=action.value, workflow_id=workflow_id)
 
 
