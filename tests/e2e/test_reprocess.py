@@ -4,10 +4,12 @@ second run that changes nothing, and one image alone; the spec's shapes stay the
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import httpx
+import websockets
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -169,3 +171,19 @@ async def test_the_end_of_a_run_is_a_reprocess_done_webhook(product: Product) ->
     payload = verified_payload(got[0], hook["secret"])
     assert payload["type"] == "reprocess.done"
     assert payload["data"] == {"project_id": project_id}
+
+
+async def test_progress_is_pushed_on_the_projects_websocket(product: Product) -> None:
+    project_id = product.new_project_id()
+    async with product.client() as client:
+        await upload_many(client, project_id, 2)
+        async with websockets.connect(product.ws_url(project_id, api=1)) as socket:
+            assert json.loads(await socket.recv())["type"] == "snapshot"
+            version = await put_presets(client, project_id, [*SPEC, SQUARE])
+            async with asyncio.timeout(RUN_SECONDS):
+                while True:
+                    event = json.loads(await socket.recv())
+                    if event["type"] == "reprocess" and event["state"] == "done":
+                        break
+    assert event["presets_version"] == version
+    assert (event["images_seen"], event["images_rendered"]) == (2, 2)
