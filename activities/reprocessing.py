@@ -70,9 +70,11 @@ class ReprocessActivities:
     @activity.defn(name=LIST_REPROCESS_PAGE_ACTIVITY)
     @classify_errors
     def list_page(self, request: ReprocessPageInput) -> ReprocessPage:
-        """The next page of the project's `done` images, in keyset order (created, id)."""
+        """The next page of the project's images that are `done` or being processed (those
+        answer `skipped`, and are walked again), in keyset order (created, id)."""
+        states = [ImageState.UPLOADED.value, ImageState.PROCESSING.value, ImageState.DONE.value]
         statement = select(Image.id, Image.created_at).where(
-            Image.project_id == request.project_id, Image.state == ImageState.DONE.value
+            Image.project_id == request.project_id, Image.state.in_(states)
         )
         if request.after is not None:
             after = (datetime.fromisoformat(request.after.created_at), request.after.image_id)

@@ -44,7 +44,7 @@ class ReprocessState(StrEnum):
 class ImageOutcome(StrEnum):
     RENDERED = "rendered"  # something was missing or outdated, and is current now
     CURRENT = "current"  # nothing to do
-    SKIPPED = "skipped"  # not `done` (being processed, or failed): its own run decides
+    SKIPPED = "skipped"  # not `done` yet (still being processed): walked again later
     FAILED = "failed"  # retries spent; a later run tries again
 
 
@@ -84,6 +84,12 @@ class ReprocessInput:
     walk_version: int = -1
     progress: ReprocessProgress | None = None
     paused: bool = False
+    # Images still being processed (with the presets of their upload) when the walk
+    # reached them: looked at again after a pause (`rechecking`), a bounded number of times.
+    busy_ids: list[str] = field(default_factory=list)
+    rechecking: bool = False
+    busy_rechecks: int = 0
+    recheck_delay_seconds: float = 15.0
 
 
 @dataclass

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         REPROCESS_WORKFLOW_NAME,
         RESUME_SIGNAL,
         ImageOutcome,
+        PageCursor,
         ReprocessImageInput,
         ReprocessImageRequest,
         ReprocessImageResult,
@@ -53,6 +54,11 @@ IMAGE_TIMEOUT = timedelta(minutes=5)
 IMAGE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 IMAGE_ATTEMPTS = 8
 REPORT_RETRY = RetryPolicy(maximum_attempts=3)
+# Images still being processed when the walk reached them get the presets of their upload:
+# they alone are looked at again after `recheck_delay_seconds`, a bounded number of times. More than
+# MAX_BUSY_IDS of them (a burst of uploads) and the whole project is walked again instead.
+MAX_BUSY_RECHECKS = 4
+MAX_BUSY_IDS = 1000
 
 
 @workflow.defn(name=REPROCESS_WORKFLOW_NAME)
@@ -63,6 +69,8 @@ class ReprocessProjectWorkflow:
         self._paused = request.paused
         self._cancelled = False
         self._progress = request.progress or ReprocessProgress(request.project_id)
+        # Images of this run's page that were still being processed.
+        self._busy: list[str] = []
 
     @workflow.signal(name=PRESETS_CHANGED_SIGNAL)
     def presets_changed(self, version: int) -> None:
@@ -87,9 +95,43 @@ class ReprocessProjectWorkflow:
 
     @workflow.run
     async def run(self, request: ReprocessInput) -> ReprocessProgress:
-        cursor, walk_version = request.cursor, request.walk_version
-        if cursor is None and walk_version < self._target:
-            walk_version = self._new_walk()
+        walk_version, busy = request.walk_version, list(request.busy_ids)
+        if request.rechecking:
+            page, busy = ReprocessPage(request.busy_ids, None), []
+        else:
+            if request.cursor is None and walk_version < self._target:
+                walk_version, busy = self._new_walk(), []
+            page = await self._list(request, request.cursor)
+        await self._render_page(request, page.image_ids)
+        if self._cancelled:
+            return await self._end(ReprocessState.CANCELLED)
+        follow = ReprocessInput(
+            request.project_id,
+            self._target,
+            request.concurrency,
+            request.page_size,
+            cursor=page.next,
+            walk_version=walk_version,
+            progress=self._progress,
+            # One beyond the bound says "too many": the payload stays small.
+            busy_ids=[*busy, *self._busy][: MAX_BUSY_IDS + 1],
+            busy_rechecks=request.busy_rechecks,
+            recheck_delay_seconds=request.recheck_delay_seconds,
+        )
+        if page.next is None and self._target <= walk_version:
+            if not follow.busy_ids or follow.busy_rechecks >= MAX_BUSY_RECHECKS:
+                return await self._end(ReprocessState.DONE)
+            await self._report()
+            await workflow.sleep(timedelta(seconds=request.recheck_delay_seconds))
+            follow.busy_rechecks += 1
+            follow.rechecking = len(follow.busy_ids) <= MAX_BUSY_IDS
+            if not follow.rechecking:  # a burst of uploads: walk it all again
+                follow.walk_version, follow.busy_ids = -1, []
+        await self._report()
+        follow.paused = self._paused
+        workflow.continue_as_new(follow)
+
+    async def _list(self, request: ReprocessInput, cursor: PageCursor | None) -> ReprocessPage:
         page: ReprocessPage = await workflow.execute_activity(
             LIST_REPROCESS_PAGE_ACTIVITY,
             ReprocessPageInput(request.project_id, cursor, request.page_size),
@@ -97,24 +139,7 @@ class ReprocessProjectWorkflow:
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=transient_retry(IMAGE_ATTEMPTS),
         )
-        await self._render_page(request, page.image_ids)
-        if self._cancelled:
-            return await self._end(ReprocessState.CANCELLED)
-        if page.next is None and self._target <= walk_version:
-            return await self._end(ReprocessState.DONE)
-        await self._report()
-        workflow.continue_as_new(
-            ReprocessInput(
-                request.project_id,
-                self._target,
-                request.concurrency,
-                request.page_size,
-                cursor=page.next,
-                walk_version=walk_version,
-                progress=self._progress,
-                paused=self._paused,
-            )
-        )
+        return page
 
     def _new_walk(self) -> int:
         """Start walking from the first image again, for the newest preset version."""
@@ -133,8 +158,10 @@ class ReprocessProjectWorkflow:
             outcomes = await asyncio.gather(
                 *(self._reprocess(request.project_id, image_id) for image_id in batch)
             )
-            for outcome in outcomes:
+            for image_id, outcome in zip(batch, outcomes, strict=True):
                 self._count(outcome)
+                if outcome == ImageOutcome.SKIPPED:
+                    self._busy.append(image_id)
 
     async def _unless_paused(self) -> None:
         if self._paused and not self._cancelled:

@@ -42,16 +42,25 @@ HISTORIES_DIR = Path(__file__).resolve().parent.parent / "histories" / "reproces
 # `RECORD_REPROCESS_HISTORIES=1 pytest tests/workflows/test_reprocessing.py` writes them
 # again, after an intended change (see docs/workflow-changes.md).
 RECORD = os.environ.get("RECORD_REPROCESS_HISTORIES") == "1"
-RECORDED = ["pages.first", "pages.last", "paused_changed_resumed", "cancelled", "one_image"]
+RECORDED = [
+    "pages.first",
+    "pages.last",
+    "paused_changed_resumed",
+    "cancelled",
+    "one_image",
+    "busy_rechecked",
+]
 
 
 class StandIns:
     """A project of `images` images; `failing` ones fail for good; each render waits for
     `gate` (set: no wait)."""
 
-    def __init__(self, images: int, failing: frozenset[str] = frozenset()) -> None:
+    def __init__(self, images: int, failing: frozenset[str] = frozenset(), busy: int = 0) -> None:
         self.ids = [f"img-{i:03d}" for i in range(images)]
         self.failing = failing
+        # The first image is still being processed for its first `busy` looks.
+        self.busy = busy
         self.rendered: list[str] = []
         self.reports: list[ReprocessProgress] = []
         self.gate = asyncio.Event()
@@ -70,6 +79,9 @@ class StandIns:
         await self.gate.wait()
         if request.image_id in self.failing:
             raise ApplicationError("bad", type="invalid_image", non_retryable=True)
+        if request.image_id == self.ids[0] and self.busy > 0:
+            self.busy -= 1
+            return ReprocessImageResult(request.image_id, ImageOutcome.SKIPPED.value)
         assert request.fence.token > 0 and request.fence.run_id
         self.rendered.append(request.image_id)
         return ReprocessImageResult(request.image_id, ImageOutcome.RENDERED.value, ["thumb.auto"])
@@ -197,6 +209,20 @@ async def test_cancel_ends_the_run(temporal_client: Client) -> None:
         ).result()
         assert (progress.state, progress.images_seen) == ("cancelled", 0)
         await record(temporal_client, handle, "cancelled")
+
+
+async def test_images_still_processing_are_looked_at_again(temporal_client: Client) -> None:
+    queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(5, busy=2)
+    async with worker(temporal_client, queue, stand_ins):
+        request = ReprocessInput(6, 1, 2, 2, recheck_delay_seconds=0.5)
+        handle = await start(temporal_client, queue, request)
+        progress = await temporal_client.get_workflow_handle(
+            handle.id, result_type=ReprocessProgress
+        ).result()
+        # Only the busy image is looked at again (twice), not the whole project.
+        assert sorted(stand_ins.rendered) == stand_ins.ids
+        assert (progress.state, progress.walk, progress.images_skipped) == ("done", 1, 2)
+        await record(temporal_client, handle, "busy_rechecked")
 
 
 async def test_one_image(temporal_client: Client) -> None:
