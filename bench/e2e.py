@@ -3,8 +3,9 @@
 Run: `python -m bench.e2e`. Starts its own stack, `alembic upgrade head`, two workers and
 one API on free ports, and stops them at the end. In one run it measures:
 
-- the baseline: `bench.compute.draft_cascade` over the same images in a process pool as
-  large as the worker count (images/s), before the stack starts and again after it stops;
+- the baseline: `bench.formats.draft_cascade_formats` (the Pillow cascade, saving every
+  size in each default format, as the product does) over the same images in a process
+  pool as large as the worker count (images/s), before the stack starts and after it stops;
 - the product: every image uploaded at a fixed concurrency, `done` seen on the project's
   WebSocket; uploads/s = images / (first upload start to last `done`), and p50/p95 of
   each image's upload-start-to-`done` latency;
@@ -40,7 +41,8 @@ from bench.common import (
     running_product,
     upload,
 )
-from bench.compute import cpu_seconds, draft_cascade, project_pipeline
+from bench.compute import cpu_seconds, project_pipeline
+from bench.formats import draft_cascade_formats
 from bench.images import camera_jpeg
 from tests.factories import jpeg_bytes
 
@@ -61,11 +63,12 @@ def make_images(count: int) -> list[bytes]:
 
 
 def baseline_rate(images: Sequence[bytes], processes: int) -> float:
-    """Images per second of the bare-Pillow cascade in a pool of `processes`."""
+    """Images per second of the bare-Pillow cascade, in the default formats, in a pool of
+    `processes`."""
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        pool.map(draft_cascade, images[:processes])  # start and warm every process
+        pool.map(draft_cascade_formats, images[:processes])  # start and warm every process
         started = time.perf_counter()
-        for _ in pool.imap_unordered(draft_cascade, images):
+        for _ in pool.imap_unordered(draft_cascade_formats, images):
             pass
         elapsed = time.perf_counter() - started
     rate = len(images) / elapsed
