@@ -69,16 +69,19 @@ clean:
 bench: install
 	$(BIN)/python -m bench.compute
 	$(BIN)/python -m bench.facts
+	$(BIN)/python -m bench.formats
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.ingress
 	$(BIN)/python -m bench.listing
 	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.reprocess
 
 ## One quick pass of the benchmark, so it cannot rot (CI runs it).
 bench-smoke: install
 	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json
 	$(BIN)/python -m bench.facts --repeats 1 --output $(VENV)/bench-facts-smoke.json
+	$(BIN)/python -m bench.formats --repeats 1 --avif-efforts 0 --output $(VENV)/bench-formats-smoke.json
 	$(BIN)/python -m bench.e2e --images 2 --rounds 1 --output $(VENV)/bench-e2e-smoke.json
 
 ## 5 minutes of 1.5 uploads/s while workers are killed (every 40 s) and one is frozen, S3

@@ -41,6 +41,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
 from activities.liveness import LivenessActivities, LivenessBeat
+from activities.reprocessing import ReprocessActivities
 from activities.uploads import UploadActivities
 from activities.webhook_metrics import DeliveryMetrics
 from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
@@ -59,6 +60,7 @@ from workerside.metrics_server import sdk_metrics_runtime, serve_worker_metrics
 from workerside.observability import ObservabilityInterceptor, WorkerMetrics
 from workflows.cleanup import CleanupStagingWorkflow
 from workflows.image_processing import ImageProcessingWorkflow
+from workflows.reprocessing import ReprocessImageWorkflow, ReprocessProjectWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow
 
 logger = logging.getLogger("worker")
@@ -112,6 +114,7 @@ def build_activities(
             *UploadActivities(storage, sessions, settings, hooks).all(),
             *CleanupActivities(storage, sessions, settings).all(),
             *LivenessActivities(sessions).all(),
+            *ReprocessActivities(storage, sessions, settings, hooks).all(),
         ],
         render=[images.resize],
         render_queue=render_queue,
@@ -134,7 +137,14 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
-        workflows=[ImageProcessingWorkflow, CleanupStagingWorkflow] if shared else [],
+        workflows=[
+            ImageProcessingWorkflow,
+            CleanupStagingWorkflow,
+            ReprocessProjectWorkflow,
+            ReprocessImageWorkflow,
+        ]
+        if shared
+        else [],
         activities=activities,
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,

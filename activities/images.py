@@ -52,13 +52,9 @@ from core.contracts import (
 )
 from core.facts import compute_facts
 from core.fencing import StaleWriteError
-from core.imaging import (
-    DecodedImage,
-    Rendered,
-    decode_source,
-    render_decoded,
-)
+from core.imaging import DecodedImage, Rendered, RenderPlan, decode_source, render_plan
 from core.inspection import ImagingError, limits_from
+from core.presets import Preset, legacy_preset
 from core.settings import Settings
 from core.storage import DERIVATIVE_CACHE_CONTROL, ObjectMissingError, Storage
 
@@ -98,11 +94,11 @@ class ImageActivities:
         # The API hashed a direct upload as it streamed; a link's upload it never saw, so
         # that one is hashed here as it downloads (about 3 ms of CPU a MB, no second read).
         digest = None if known_hash else hashlib.sha256()
-        with _scratch_dir() as scratch, heartbeating("preparing"):
+        with scratch_dir() as scratch, heartbeating("preparing"):
             source_path = scratch / "source"
             self._download(request.source_key, source_path, digest)
-            with _as_application_error():
-                decoded = decode_source(source_path, self._limits)
+            with as_application_error():
+                decoded = decode_source(source_path, self._limits, request.presets)
             sha256 = None if digest is None else digest.hexdigest()
         prepared = self._prepared(request, decoded, sha256, render_queue=self._render_queue)
         prepared.renders_queued = self._copies.keep(
@@ -153,8 +149,16 @@ class ImageActivities:
             return self._resize_and_write(request)
 
     def _resize_and_write(self, request: ResizeInput) -> ResizeResult:
+        """Every format of the preset from one resize of the copy; the first answers, with
+        the others in `more_formats`."""
+        preset = request.preset or legacy_preset(request.version)
+        written = [self._write(request, preset, rendered) for rendered in self._render(request)]
+        first, *more = written
+        first.more_formats = more
+        return first
+
+    def _write(self, request: ResizeInput, preset: Preset, rendered: Rendered) -> ResizeResult:
         image_id = uuid.UUID(request.image_id)
-        rendered = self._render(request)
         attempt, extension = activity.info().attempt, rendered.extension
         keys = [
             version_key_for(
@@ -172,9 +176,17 @@ class ImageActivities:
             height=rendered.height,
             bytes=len(rendered.data),
             content_type=rendered.content_type,
+            format=rendered.format,
+            spec=preset.spec(rendered.format),
         )
         try:
-            committed = self._versions.commit(image_id, request.project_id, written, request.fence)
+            committed = self._versions.commit(
+                image_id,
+                request.project_id,
+                written,
+                request.fence,
+                announce=rendered.format == preset.listed_format,
+            )
         except StaleWriteError:
             self._discard_quietly([key])
             raise
@@ -184,10 +196,22 @@ class ImageActivities:
         self._discard_quietly([*committed.unused, *earlier])
         return committed.result
 
-    def _render(self, request: ResizeInput) -> Rendered:
-        size, quality = (request.width, request.height), self._settings.jpeg_quality
-        with _as_application_error():
-            return render_decoded(self._copies.get(request.image_id), size, quality)
+    def _render(self, request: ResizeInput) -> list[Rendered]:
+        preset = request.preset or legacy_preset(request.version)
+        final = (request.width, request.height)
+        scaled = (request.scaled_width, request.scaled_height) if request.scaled_width else final
+        plan = RenderPlan(
+            scaled=scaled,
+            final=final,
+            gravity=preset.gravity,
+            formats=preset.formats,
+            quality=preset.quality,
+            jpeg_quality=self._settings.jpeg_quality,
+            avif_effort=self._settings.avif_effort,
+            webp_effort=self._settings.webp_effort,
+        )
+        with as_application_error():
+            return render_plan(self._copies.get(request.image_id), plan)
 
     @activity.defn(name=FINISH_ACTIVITY)
     @classify_errors
@@ -249,13 +273,13 @@ class ImageActivities:
 
 
 @contextmanager
-def _scratch_dir() -> Iterator[Path]:
+def scratch_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="imgproc-") as name:
         yield Path(name)
 
 
 @contextmanager
-def _as_application_error() -> Iterator[None]:
+def as_application_error() -> Iterator[None]:
     """Bad images fail at once: retrying cannot fix them."""
     try:
         yield

@@ -73,13 +73,18 @@ class VersionRecords:
             raise StaleWriteError(f"image {image_id} takes no versions under this fence now")
 
     def commit(
-        self, image_id: uuid.UUID, project_id: int, written: ResizeResult, fence: Fence
+        self,
+        image_id: uuid.UUID,
+        project_id: int,
+        written: ResizeResult,
+        fence: Fence,
+        announce: bool = True,
     ) -> Committed:
         """Point the version at `written.key`, or answer what an attempt of the same resize
         already recorded; raise StaleWriteError when a newer write forbids both."""
         with self._sessions.begin() as session:
             self._check(session, image_id, fence)
-            existing = _version(session, image_id, written.version)
+            existing = _version(session, image_id, written.version, written.format)
             row = VersionRow(existing.result.key, existing.token) if existing else None
             verdict = version_verdict(row, written.key, fence)
             if verdict is Verdict.REFUSE:
@@ -95,14 +100,22 @@ class VersionRecords:
             )
             if claimed is None:  # the staging cleanup took it: it may be deleted already
                 raise StaleWriteError(f"{written.key} was swept before it was recorded")
-            _upsert(session, image_id, written, fence)
+            upsert_version(session, image_id, written, fence)
             before = existing.result.key if existing else written.key
             superseded = [before] if before != written.key else []
             mark_pending(session, image_id, superseded)
-            event = version_event(
-                image_id, project_id, written.version, written.key, written.width, written.height
-            )
-            publish(session, event)
+            # One event per version, for the format the listing links: the other formats
+            # of it are in `GET /images/{id}`.
+            if announce:
+                event = version_event(
+                    image_id,
+                    project_id,
+                    written.version,
+                    written.key,
+                    written.width,
+                    written.height,
+                )
+                publish(session, event)
         return Committed(written, superseded)
 
     def forget(self, keys: list[str]) -> None:
@@ -135,7 +148,9 @@ def processing_under_sql(write: Fence) -> ColumnElement[bool]:
     )
 
 
-def _version(session: Session, image_id: uuid.UUID, name: str) -> Recorded | None:
+def _version(
+    session: Session, image_id: uuid.UUID, name: str, image_format: str
+) -> Recorded | None:
     row = session.execute(
         select(
             Version.key,
@@ -143,16 +158,20 @@ def _version(session: Session, image_id: uuid.UUID, name: str) -> Recorded | Non
             Version.height,
             Version.bytes,
             Version.content_type,
+            Version.spec,
             Version.fence_token,
-        ).where(Version.image_id == image_id, Version.name == name)
+        ).where(Version.image_id == image_id, Version.name == name, Version.format == image_format)
     ).one_or_none()
     if row is None:
         return None
-    key, width, height, size, content_type, token = row
-    return Recorded(ResizeResult(name, key, width, height, size, content_type), token)
+    key, width, height, size, content_type, spec, token = row
+    result = ResizeResult(name, key, width, height, size, content_type, image_format, spec)
+    return Recorded(result, token)
 
 
-def _upsert(session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence) -> None:
+def upsert_version(
+    session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
+) -> None:
     values = {
         "image_id": image_id,
         "name": written.version,
@@ -161,11 +180,13 @@ def _upsert(session: Session, image_id: uuid.UUID, written: ResizeResult, fence:
         "height": written.height,
         "bytes": written.bytes,
         "content_type": written.content_type,
+        "format": written.format,
+        "spec": written.spec,
         "fence_token": fence.token,
     }
     statement = insert(Version).values(**values)
     statement = statement.on_conflict_do_update(
-        constraint="uq_versions_image_id_name",
-        set_={k: v for k, v in values.items() if k not in ("image_id", "name")},
+        constraint="uq_versions_image_id_name_format",
+        set_={k: v for k, v in values.items() if k not in ("image_id", "name", "format")},
     )
     session.execute(statement)

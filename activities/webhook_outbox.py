@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from core.contracts import ImageState
 from core.settings import Settings
+from core.webhooks.contracts import WebhookEvent
 from core.webhooks.outbox import EVENT_FOR_STATE, enqueue_deliveries, pending_deliveries
 from core.webhooks.starting import start_delivery
 
@@ -65,3 +66,16 @@ class WebhookOutbox:
             with self._sessions() as session:
                 ids = pending_deliveries(session, image_id, run_id)
         self._starter.start(ids)
+
+    def record_project_event(
+        self, session: Session, project_id: int, event: WebhookEvent
+    ) -> list[str]:
+        """Deliveries of a project's event (no image), once per workflow run."""
+        if self._starter is None:
+            return []
+        run_id = activity.info().workflow_run_id or ""
+        return enqueue_deliveries(session, None, project_id, run_id, event)
+
+    def start(self, delivery_ids: list[str]) -> None:
+        if self._starter is not None and delivery_ids:
+            self._starter.start(delivery_ids)

@@ -105,6 +105,7 @@ class WebhookActivities:
             delivery.image,
             self._storage,
             settings.webhook_max_payload_bytes,
+            delivery.project_id,
         )
         address = resolve(target, settings.webhook_allow_private_networks)
         headers = signed_headers(delivery.secret, delivery.delivery_id, body)

@@ -33,6 +33,9 @@ from api.errors import (
 from api.intake.intake import ImageIntake
 from api.intake.upload_slots import UploadSlots
 from api.ops.metrics import ApiMetrics, ImageStateGauge
+from api.presets.reprocess import Reprocessing
+from api.presets.store import PresetStore
+from api.recovery.retries import Retries
 from api.status.hub import EventHub
 from api.status.links import Linker, LinkSigner
 from api.status.queries import get_image
@@ -128,6 +131,27 @@ def get_intake(
 
 
 IntakeDep = Annotated[ImageIntake, Depends(get_intake)]
+
+
+def get_preset_store(sessions: SessionsDep) -> PresetStore:
+    return PresetStore(sessions)
+
+
+PresetStoreDep = Annotated[PresetStore, Depends(get_preset_store)]
+
+
+def get_reprocessing(temporal: TemporalDep, settings: SettingsDep) -> Reprocessing:
+    return Reprocessing(temporal, settings)
+
+
+ReprocessingDep = Annotated[Reprocessing, Depends(get_reprocessing)]
+
+
+def get_retries(temporal: TemporalDep, sessions: SessionsDep) -> Retries:
+    return Retries(temporal, sessions)
+
+
+RetriesDep = Annotated[Retries, Depends(get_retries)]
 
 
 def get_webhook_endpoints(session: SessionDep, settings: SettingsDep) -> WebhookEndpoints:

@@ -71,6 +71,10 @@ class ApiErrorCode(StrEnum):
     INVALID_CURSOR = "invalid_cursor"
     INVALID_LINK = "invalid_link"
     LINK_EXPIRED = "link_expired"
+    INVALID_PRESETS = "invalid_presets"
+    NOT_REPROCESSING = "not_reprocessing"
+    NOT_RETRYABLE = "not_retryable"
+    IMAGE_NOT_DONE = "image_not_done"
 
 
 class ApiError(Exception):

@@ -24,7 +24,17 @@ from api.ops.observability import (
     install_observability,
 )
 from api.routes import events as event_routes
-from api.routes import health, images, links, metrics, projects, webhooks
+from api.routes import (
+    health,
+    images,
+    links,
+    metrics,
+    presets,
+    projects,
+    reprocess,
+    retries,
+    webhooks,
+)
 from api.routes.page import install_page
 from api.schemas import ErrorPublic
 from api.status.hub import EventHub
@@ -80,6 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(projects.router)
+    app.include_router(presets.router)
+    app.include_router(reprocess.router)
+    app.include_router(retries.router)
     app.include_router(webhooks.router)
     app.include_router(event_routes.router)
     app.include_router(metrics.router)

@@ -93,7 +93,8 @@ async def peers_round(
         run = loop_rate(name, paths, WORKERS, formats)
         measured[name] = {"rate": run.images_per_s, "cpu_ms_per_image": run.cpu_ms_per_image}
     if thumbor is not None:
-        rate, cpu_ms = await thumbor_rate(thumbor, [path.name for path in paths], WORKERS)
+        names = [path.name for path in paths]
+        rate, cpu_ms = await thumbor_rate(thumbor, names, WORKERS, formats)
         measured[THUMBOR] = {"rate": rate, "cpu_ms_per_image": cpu_ms}
     return measured
 

@@ -1,7 +1,8 @@
 """The product's peers in the end-to-end bench: bare loops over the same files, and thumbor.
 
 Each peer makes what the product makes by default: the four sizes (`core.presets`), fitted
-inside their boxes, in every format of `formats` (JPEG q85, no metadata), from the same
+inside their boxes, in every format of `formats` (by default the product's: JPEG q85 and
+WebP q85, no metadata), from the same
 files, in 2 processes, and the image's facts (`core.facts.compute_facts` from the largest
 size, the original's SHA-256), calling the product's own functions. None of them stores
 anything, records anything or tells anyone. thumbor makes the sizes only: it has no facts.
@@ -30,15 +31,18 @@ import pyvips
 from PIL import Image
 
 from bench.compute import QUALITY
+from bench.formats import PIL_FORMATS
 from core import vips_engine
 from core.facts import compute_facts
-from core.presets import PRESETS, Preset, fit_within, largest_box
+from core.presets import DEFAULT_FORMATS as PRODUCT_FORMATS
+from core.presets import DEFAULT_QUALITY, PRESETS, OutputFormat, Preset, fit_within, largest_box
 from core.settings import Settings
 
 logger = logging.getLogger("bench.peers")
 
-# What the product makes by default; a parameter, so the peers follow when it changes.
-DEFAULT_FORMATS: tuple[str, ...] = ("jpeg",)
+# What the product makes by default (`auto`: JPEG for an opaque image; `webp`); the peers
+# take it as a parameter, so `--formats` can also compare other sets.
+DEFAULT_FORMATS: tuple[str, ...] = PRODUCT_FORMATS
 
 
 def original_facts(path: str) -> None:
@@ -54,7 +58,8 @@ def pillow_facts(image: Image.Image) -> None:
 
 
 def _pillow_save(image: Image.Image, image_format: str) -> None:
-    image.save(io.BytesIO(), image_format.upper(), quality=QUALITY)
+    pil_format, options = PIL_FORMATS[image_format]
+    image.save(io.BytesIO(), pil_format, **options)
 
 
 def _largest_first() -> list[Preset]:
@@ -96,14 +101,23 @@ def pyvips_per_size(path: str, formats: Sequence[str] = DEFAULT_FORMATS) -> None
     original_facts(path)
     for index, preset in enumerate(_largest_first()):
         image = pyvips.Image.thumbnail(path, preset.width, height=preset.height, size="down")
+        # Rendered once into memory: the facts and every format's encode read it (a
+        # second read of a sequential load would decode the file again, or fail).
+        image = image.copy_memory()
         if index == 0:
-            image = image.copy_memory()  # decoded once, for the facts and the encodes
             compute_facts(image)
         for image_format in formats:
-            if image_format == "jpeg":
-                image.jpegsave_buffer(Q=QUALITY, keep="none")
-            else:
-                image.webpsave_buffer(Q=QUALITY, keep="none")
+            _vips_save(image, image_format)
+
+
+def _vips_save(image: pyvips.Image, image_format: str) -> None:
+    """The product's own encoders, with its default qualities and efforts."""
+    if image_format == OutputFormat.AUTO:
+        vips_engine.encode(image, QUALITY)
+    elif image_format == OutputFormat.WEBP:
+        vips_engine.encode_webp(image, DEFAULT_QUALITY["webp"], Settings().webp_effort)
+    else:
+        vips_engine.encode_avif(image, DEFAULT_QUALITY["avif"], Settings().avif_effort)
 
 
 def _configure_process() -> None:

@@ -5,12 +5,15 @@ minute), and answers None when it cannot, so the bench says so and goes on witho
 `running_thumbor` serves a folder with the file loader, storing nothing, in 2 processes
 (`--processes`, one socket); `thumbor_rate` asks it for the 4 `fit-in` sizes of each image.
 
-Configured to make what the product makes: JPEG q85, not progressive, no EXIF, upright.
+Configured to make what the product makes: JPEG q85, not progressive, no EXIF, upright;
+and each size again as WebP q85 when the formats include it (a request per format: thumbor
+renders on the fly, one output per request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import subprocess
@@ -25,7 +28,7 @@ import httpx
 
 from bench.common import descendant_cpu_seconds
 from bench.compute import QUALITY
-from core.presets import PRESETS
+from core.presets import DEFAULT_QUALITY, PRESETS
 from devstack.ports import LOOPBACK, free_port
 from devstack.processes import ManagedProcess, spawn, wait_until
 
@@ -35,6 +38,8 @@ THUMBOR_VERSION = "7.8.0"
 VENV = Path(".venv-thumbor")
 INSTALL_TIMEOUT_SECONDS = 600.0
 READY_SECONDS = 30.0
+# thumbor's URL filters for each of the product's formats (`auto` is its JPEG default).
+FILTERS = {"webp": f"filters:format(webp):quality({DEFAULT_QUALITY['webp']})/"}
 # Requests in flight per thumbor process: one decoding, one on the wire.
 IN_FLIGHT_PER_PROCESS = 2
 
@@ -110,10 +115,10 @@ def _healthy(base_url: str) -> bool:
 
 
 async def thumbor_rate(
-    thumbor: Thumbor, names: Sequence[str], processes: int
+    thumbor: Thumbor, names: Sequence[str], processes: int, formats: Sequence[str]
 ) -> tuple[float, float]:
-    """Images per second, and CPU ms per image: each image's 4 `fit-in` sizes, `processes`
-    * 2 images in flight."""
+    """Images per second, and CPU ms per image: each image's 4 `fit-in` sizes in each of
+    `formats`, `processes` * 2 images in flight."""
     base_url = thumbor.base_url
     gate = asyncio.Semaphore(processes * IN_FLIGHT_PER_PROCESS)
     limits = httpx.Limits(max_connections=processes * IN_FLIGHT_PER_PROCESS * len(PRESETS))
@@ -121,8 +126,9 @@ async def thumbor_rate(
 
         async def render(name: str) -> None:
             async with gate:
-                for preset in PRESETS:
-                    url = f"/unsafe/fit-in/{preset.width}x{preset.height}/{name}"
+                for preset, image_format in itertools.product(PRESETS, formats):
+                    box = f"{preset.width}x{preset.height}"
+                    url = f"/unsafe/fit-in/{box}/{FILTERS.get(image_format, '')}{name}"
                     response = await client.get(url)
                     if response.status_code != 200:
                         raise RuntimeError(f"thumbor answered {response.status_code} for {url}")

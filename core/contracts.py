@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.presets import Preset
+
 WORKFLOW_NAME = "ImageProcessingWorkflow"
 
 # Activities are called by name, so the workflow never imports their implementations.
@@ -161,6 +163,11 @@ class ImageProcessingInput:
     # come from its verification instead. The seal copies exactly this object.
     source_etag: str | None = None
     source_format: str | None = None
+    # The project's preset set when the upload was accepted (`core.preset_sets`), and its
+    # version. Empty: the spec's four sizes, JPEG/PNG only (workflows started before
+    # presets were data).
+    presets: list[Preset] = field(default_factory=list)
+    presets_version: int = 0
 
 
 @dataclass
@@ -221,6 +228,9 @@ class PrepareInput:
     # of the release before may still decode this (drop it with that patch's step 3).
     render_versions: list[str] = field(default_factory=list)
     fence: Fence = field(default_factory=Fence)
+    # What the copy must serve: it is kept at the largest size any of them needs. Empty:
+    # the spec's four sizes.
+    presets: list[Preset] = field(default_factory=list)
 
 
 @dataclass
@@ -248,6 +258,12 @@ class ResizeInput:
     # `working_key`, for workers of the release before (drop with step 3).
     from_memory: bool = False
     fence: Fence = field(default_factory=Fence)
+    # `cover`: scale to this size first, then crop to (width, height); 0 means no crop.
+    scaled_width: int = 0
+    scaled_height: int = 0
+    # The preset rendered (fit, gravity, formats, qualities). None: `auto` only, as every
+    # resize scheduled before presets were data.
+    preset: Preset | None = None
 
 
 @dataclass
@@ -259,12 +275,18 @@ class RenderQueueCheck:
 
 @dataclass
 class ResizeResult:
+    """One stored derivative; a resize answers its preset's first format, with the other
+    formats it wrote in `more_formats`."""
+
     version: str
     key: str
     width: int
     height: int
     bytes: int
     content_type: str
+    format: str = "auto"
+    spec: str | None = None
+    more_formats: list[ResizeResult] = field(default_factory=list)
 
 
 @dataclass

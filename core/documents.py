@@ -74,6 +74,12 @@ class ProgressPublic(BaseModel):
     versions_total: int
 
 
+class FormatPublic(VersionPublic):
+    """One stored format of a version."""
+
+    format: str
+
+
 class ImagePublic(ImageSummary):
     original_filename: str | None
     format: str | None
@@ -82,6 +88,9 @@ class ImagePublic(ImageSummary):
     bytes: int | None
     error: ImageError | None
     version_details: dict[str, VersionPublic]
+    # Every stored format of every version: {name: {format: details}}. `versions` and
+    # `version_details` keep pointing at `auto` (the spec's JPEG/PNG).
+    formats: dict[str, dict[str, FormatPublic]] = {}
     progress: ProgressPublic | None = None
     created_at: datetime
     updated_at: datetime
@@ -115,6 +124,8 @@ class LinkableVersion(Protocol):
     def key(self) -> str: ...
     @property
     def content_type(self) -> str: ...
+    @property
+    def format(self) -> str: ...
 
 
 class LinkableImage(Protocol):
@@ -157,12 +168,31 @@ def original_link(image: LinkableImage, links: LinkMaker) -> str | None:
     return links.link(image.project_id, image.source_key, content_type, attachment=True)
 
 
+FORMAT_ORDER = ("auto", "webp", "avif")
+
+
+def _format_rank(version: LinkableVersion) -> int:
+    return FORMAT_ORDER.index(version.format) if version.format in FORMAT_ORDER else 99
+
+
+def listed_versions(image: LinkableImage) -> dict[str, LinkableVersion]:
+    """One stored format per version name: `auto` (the spec's JPEG/PNG), or for a preset
+    made without it, its first format. Spec names first, then the project's own."""
+    chosen: dict[str, LinkableVersion] = {}
+    for version in sorted(image.versions, key=_format_rank):
+        chosen.setdefault(version.name, version)
+    return dict(sorted(chosen.items(), key=lambda item: _name_rank(item[0])))
+
+
+def _name_rank(name: str) -> tuple[int, str]:
+    return (PRESET_NAMES.index(name), "") if name in PRESET_NAMES else (len(PRESET_NAMES), name)
+
+
 def version_links(image: LinkableImage, links: LinkMaker) -> dict[str, str | None]:
     found: dict[str, str | None] = dict.fromkeys(VERSION_NAMES)
     found[ORIGINAL] = original_link(image, links)
-    for version in image.versions:
-        if version.name in PRESET_NAMES:
-            found[version.name] = links.link(image.project_id, version.key, version.content_type)
+    for name, version in listed_versions(image).items():
+        found[name] = links.link(image.project_id, version.key, version.content_type)
     return found
 
 
@@ -191,16 +221,19 @@ def image_summary(image: LinkableImage, links: LinkMaker) -> ImageSummary:
 
 def image_public(image: Image, link_maker: LinkMaker) -> ImagePublic:
     links = version_links(image, link_maker)
-    details = {
-        version.name: VersionPublic(
-            url=links[version.name]
-            or link_maker.link(image.project_id, version.key, version.content_type),
+    formats: dict[str, dict[str, FormatPublic]] = {}
+    for version in sorted(image.versions, key=lambda v: (_name_rank(v.name), _format_rank(v))):
+        formats.setdefault(version.name, {})[version.format] = FormatPublic(
+            url=link_maker.link(image.project_id, version.key, version.content_type),
             width=version.width,
             height=version.height,
             bytes=version.bytes,
             content_type=version.content_type,
+            format=version.format,
         )
-        for version in sorted(image.versions, key=lambda v: PRESET_NAMES.index(v.name))
+    details = {
+        name: VersionPublic(**next(iter(by_format.values())).model_dump(exclude={"format"}))
+        for name, by_format in formats.items()
     }
     error = (
         ImageError(code=image.error_code, message=image.error_message) if image.error_code else None
@@ -218,6 +251,7 @@ def image_public(image: Image, link_maker: LinkMaker) -> ImagePublic:
         error=error,
         version_details=details,
         facts=facts_public(image),
+        formats=formats,
         created_at=image.created_at,
         updated_at=image.updated_at,
     )

@@ -25,7 +25,7 @@ from core.inspection import (
     check_metadata,
     open_image,
 )
-from core.presets import fit_within, largest_box
+from core.presets import DEFAULT_QUALITY, OutputFormat, Preset, working_size
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,22 @@ class Rendered:
     extension: str
     width: int
     height: int
+    format: str = OutputFormat.AUTO.value
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """One preset's derivatives: scale the copy to `scaled`, crop to `final`, encode each
+    of `formats` (`auto`, `webp`, `avif`) at its quality."""
+
+    scaled: tuple[int, int]
+    final: tuple[int, int]
+    gravity: str
+    formats: list[str]
+    quality: dict[str, int]
+    jpeg_quality: int
+    avif_effort: int
+    webp_effort: int = 0
 
 
 def inspect_source(path: Path, limits: Limits) -> SourceInfo:
@@ -97,7 +113,9 @@ def inspect_source(path: Path, limits: Limits) -> SourceInfo:
     return SourceInfo(image_format, width, height, unprofiled_cmyk, header.transposed)
 
 
-def decode_source(source_path: Path, limits: Limits) -> DecodedImage:
+def decode_source(
+    source_path: Path, limits: Limits, presets: list[Preset] | None = None
+) -> DecodedImage:
     """Decode once (shrinking on load), upright and normalized, fitted to the largest box.
 
     Every decoder failure, whatever its type, is an `InvalidImageError`: a corrupt file is
@@ -105,7 +123,7 @@ def decode_source(source_path: Path, limits: Limits) -> DecodedImage:
     """
     try:
         source = inspect_source(source_path, limits)
-        size = fit_within(source.width, source.height, largest_box())
+        size = working_size(source.width, source.height, presets or [])
         image = vips_engine.decode_fitted(
             source_path,
             size,
@@ -123,6 +141,30 @@ def decode_source(source_path: Path, limits: Limits) -> DecodedImage:
 def render_decoded(image: DecodedImage, size: tuple[int, int], jpeg_quality: int) -> Rendered:
     """One derivative at exactly `size`: JPEG if opaque, PNG if transparent, no metadata."""
     return _render(image.pixels, size, jpeg_quality)
+
+
+def render_plan(image: DecodedImage, plan: RenderPlan) -> list[Rendered]:
+    """Every format of one preset from the copy in memory: one resize, one crop, then one
+    encode per format."""
+    pixels = vips_engine.resize_exact(image.pixels, plan.scaled)
+    pixels = vips_engine.crop(pixels, plan.final, plan.gravity)
+    return [_encoded(pixels, image_format, plan) for image_format in plan.formats]
+
+
+def _encoded(pixels: pyvips.Image, image_format: str, plan: RenderPlan) -> Rendered:
+    quality = plan.quality.get(image_format)
+    if image_format == OutputFormat.WEBP:
+        encoded = vips_engine.encode_webp(
+            pixels, quality or DEFAULT_QUALITY[image_format], plan.webp_effort
+        )
+    elif image_format == OutputFormat.AVIF:
+        encoded = vips_engine.encode_avif(
+            pixels, quality or DEFAULT_QUALITY[image_format], plan.avif_effort
+        )
+    else:
+        encoded = vips_engine.encode(pixels, quality or plan.jpeg_quality)
+    data, content_type, extension = encoded
+    return Rendered(data, content_type, extension, pixels.width, pixels.height, image_format)
 
 
 def _render(pixels: pyvips.Image, size: tuple[int, int], jpeg_quality: int) -> Rendered:

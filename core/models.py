@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -113,7 +114,9 @@ class Image(Base):
 
 class Version(Base):
     __tablename__ = "versions"
-    __table_args__ = (UniqueConstraint("image_id", "name", name="uq_versions_image_id_name"),)
+    __table_args__ = (
+        UniqueConstraint("image_id", "name", "format", name="uq_versions_image_id_name_format"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     image_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
@@ -123,6 +126,11 @@ class Version(Base):
     height: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(64))
+    # `auto` (JPEG/PNG), `webp` or `avif` (core.presets.OutputFormat).
+    format: Mapped[str] = mapped_column(String(8), server_default="auto")
+    # What it was made with (`Preset.spec`): a row whose spec differs from the project's
+    # current preset is outdated, and a reprocess renders it again.
+    spec: Mapped[str | None] = mapped_column(String(64))
     # The fence of the resize that wrote this row; only a newer one may replace it.
     fence_token: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -144,6 +152,17 @@ class PendingObject(Base):
 
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     image_id: Mapped[uuid.UUID]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProjectPresets(Base):
+    """One version of a project's preset set (`core.preset_sets`); the highest is current."""
+
+    __tablename__ = "project_presets"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    presets: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -112,6 +112,16 @@ class Settings(SecuritySettings):
 
     # Image processing
     jpeg_quality: Annotated[int, Field(ge=1, le=95)] = 85
+    # libvips' AV1 effort, 0 (fastest) to 9: the CPU an AVIF derivative may cost
+    # (docs/benchmarks.md, "Output formats").
+    avif_effort: Annotated[int, Field(ge=0, le=9)] = 2
+    # libwebp's method, 0 (fastest) to 6: 0 costs a quarter of libvips' default (4) for
+    # bytes within a few percent (docs/benchmarks.md, "Output formats").
+    webp_effort: Annotated[int, Field(ge=0, le=6)] = 0
+    # Images a project's reprocess renders at once, and per page of its walk: bounded so
+    # live uploads keep their latency while a project is rendered again.
+    reprocess_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    reprocess_page_size: Annotated[int, Field(ge=1, le=1000)] = 50
     max_upload_bytes: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
     max_megapixels: Annotated[float, Field(gt=0)] = 50.0
     max_side_px: Annotated[int, Field(ge=1)] = 16384

@@ -188,5 +188,30 @@ def encode(image: pyvips.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
     return data, "image/jpeg", "jpg"
 
 
+def crop(image: pyvips.Image, size: tuple[int, int], gravity: str) -> pyvips.Image:
+    """Cut `size` out of `image`: its centre, or what libvips' `attention` finds most
+    interesting (edges, skin tones, saturated colour)."""
+    if (image.width, image.height) == size:
+        return image
+    if gravity == "attention":
+        return image.smartcrop(size[0], size[1], interesting="attention")
+    left, top = (image.width - size[0]) // 2, (image.height - size[1]) // 2
+    return image.crop(left, top, size[0], size[1])
+
+
+def encode_webp(image: pyvips.Image, quality: int, effort: int = 0) -> tuple[bytes, str, str]:
+    """WebP, lossy, alpha kept (libvips drops an alpha band that hides nothing earlier).
+    `effort` (0..6, the WEBP_EFFORT setting) is libwebp's method."""
+    data = image.webpsave_buffer(Q=quality, effort=effort, keep="none")
+    return data, "image/webp", "webp"
+
+
+def encode_avif(image: pyvips.Image, quality: int, effort: int) -> tuple[bytes, str, str]:
+    """AVIF (AV1 in HEIF), alpha kept. `effort` (0..9) is the CPU it may spend: capped by
+    the AVIF_EFFORT setting, since AV1 encoding costs many times a JPEG's."""
+    data = image.heifsave_buffer(compression="av1", Q=quality, effort=effort, keep="none")
+    return data, "image/avif", "avif"
+
+
 def _first_line(error: pyvips.Error) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else "unknown error"

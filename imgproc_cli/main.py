@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.logging import RichHandler
 
-from imgproc_cli import commands, webhooks
+from imgproc_cli import commands, operations, presets, webhooks
 from imgproc_cli.api import DEFAULT_URL, Connection
 from imgproc_cli.errors import ApiError, CliError
 from imgproc_cli.outcome import ExitCode
@@ -58,6 +58,19 @@ def main(
             getattr(args, "webhook_id", None),
         )
         return _run(webhooks.webhooks(hooks, connection, consoles, transport), consoles.err)
+    if args.command == "presets":
+        wanted = presets.PresetOptions(
+            args.action, args.project, getattr(args, "source", None), args.json
+        )
+        return _run(presets.presets(wanted, connection, consoles, transport), consoles.err)
+    if args.command == "reprocess":
+        run = operations.ReprocessOptions(args.project, args.action)
+        return _run(operations.reprocess(run, connection, consoles, transport), consoles.err)
+    if args.command == "retry":
+        which = operations.RetryOptions(tuple(args.image_ids), args.project)
+        if not which.image_ids and which.project_id is None:
+            parser.error("retry needs image ids or --project")
+        return _run(operations.retry(which, connection, consoles, transport), consoles.err)
     return _run(commands.status(args.project, connection, consoles, transport), consoles.err)
 
 
@@ -89,7 +102,34 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     status = subcommands.add_parser("status", help="a project's images as a table", **common)
     status.add_argument("project", type=_positive_int, metavar="N", help="project id")
     _webhook_commands(subcommands, common)
+    _preset_commands(subcommands, common)
+    _operation_commands(subcommands, common)
     return parser
+
+
+def _operation_commands(subcommands: Any, common: dict[str, Any]) -> None:
+    run = subcommands.add_parser(
+        "reprocess", help="bring a project's images to its presets; steer or show the run", **common
+    )
+    run.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    run.add_argument("action", nargs="?", default="status", choices=operations.REPROCESS_ACTIONS)
+    retry = subcommands.add_parser("retry", help="retry failed images", **common)
+    retry.add_argument("image_ids", nargs="*", metavar="IMAGE_ID", help="images to retry")
+    retry.add_argument(
+        "--project", "-p", type=_positive_int, metavar="N", help="every failed image of it"
+    )
+
+
+def _preset_commands(subcommands: Any, common: dict[str, Any]) -> None:
+    sets = subcommands.add_parser("presets", help="a project's presets", **common)
+    actions = sets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="the current set and its version", **common)
+    show.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    show.add_argument("--json", action="store_true", help="print the API's JSON")
+    store = actions.add_parser("set", help="store a new set from a JSON file", **common)
+    store.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    store.add_argument("source", metavar="FILE", help='JSON {"presets": [...]}, or - for stdin')
+    store.add_argument("--json", action="store_true", help="print the API's JSON")
 
 
 def _webhook_commands(subcommands: Any, common: dict[str, Any]) -> None:
@@ -99,7 +139,11 @@ def _webhook_commands(subcommands: Any, common: dict[str, Any]) -> None:
     add.add_argument("project", type=_positive_int, metavar="N", help="project id")
     add.add_argument("hook_url", metavar="URL", help="where events are POSTed (https)")
     add.add_argument(
-        "--event", "-e", action="append", choices=webhooks.EVENTS, help="repeat; default both"
+        "--event",
+        "-e",
+        action="append",
+        choices=webhooks.EVENT_CHOICES,
+        help="repeat; default the two image events",
     )
     listing = actions.add_parser("list", help="the project's endpoints", **common)
     listing.add_argument("project", type=_positive_int, metavar="N", help="project id")

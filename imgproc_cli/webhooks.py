@@ -16,6 +16,8 @@ from imgproc_cli.commands import Consoles
 from imgproc_cli.outcome import ExitCode
 
 EVENTS = ("image.done", "image.error")
+# What `-e` accepts: the image events (the default), and a project reprocess run's end.
+EVENT_CHOICES = (*EVENTS, "reprocess.done")
 
 
 @dataclass(frozen=True)

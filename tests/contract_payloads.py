@@ -33,10 +33,12 @@ from temporalio.converter import DataConverter, value_to_type
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
 from activities.liveness import LivenessActivities
+from activities.reprocessing import ReprocessActivities
 from activities.uploads import UploadActivities
 from activities.webhooks import WebhookActivities
 from workflows.cleanup import CleanupStagingWorkflow
 from workflows.image_processing import ImageProcessingWorkflow
+from workflows.reprocessing import ReprocessImageWorkflow, ReprocessProjectWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow
 
 ACTIVITY_CLASSES = (
@@ -45,8 +47,15 @@ ACTIVITY_CLASSES = (
     CleanupActivities,
     LivenessActivities,
     WebhookActivities,
+    ReprocessActivities,
 )
-WORKFLOW_CLASSES = (ImageProcessingWorkflow, WebhookDeliveryWorkflow, CleanupStagingWorkflow)
+WORKFLOW_CLASSES = (
+    ImageProcessingWorkflow,
+    WebhookDeliveryWorkflow,
+    CleanupStagingWorkflow,
+    ReprocessProjectWorkflow,
+    ReprocessImageWorkflow,
+)
 # Results the workflow decodes by hand because older histories hold none: `verify_upload`
 # answered nothing before `seal-original` (docs/workflow-changes.md).
 MAY_BE_EMPTY = frozenset({"activity result verify_upload"})

@@ -39,6 +39,7 @@ TABLES = {
     "pending_objects",
     "worker_beats",
     "project_settings",
+    "project_presets",
 }
 
 

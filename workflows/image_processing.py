@@ -79,7 +79,9 @@ class ImageProcessingWorkflow(Rendering):
     @workflow.init
     def __init__(self, request: ImageProcessingInput) -> None:
         initial = ImageState.INIT if request.awaiting_upload else ImageState.UPLOADED
-        self._status = ProcessingStatus(state=initial.value, versions_total=len(PRESETS))
+        self._status = ProcessingStatus(
+            state=initial.value, versions_total=len(request.presets or PRESETS)
+        )
         self._awaiting_upload = request.awaiting_upload
         self._source_key = request.source_key
         self._retry = transient_retry(request.max_attempts)

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ResizeInput,
         ResizeResult,
     )
-    from core.presets import PRESETS, Preset, fit_within
+    from core.presets import PRESETS, Preset, geometry
 
 from workflows.errors import copy_lost, start_timed_out, superseded
 from workflows.policies import (
@@ -66,7 +66,8 @@ class Rendering:
         """Prepare, then render every size on the preparing worker; redo what a lost
         worker left undone, at most `MAX_PREPARATIONS` times in all."""
         done: list[ResizeResult] = []
-        missing = list(PRESETS)
+        # Workflows started before presets were data carry none: the spec's four sizes.
+        missing = list(request.presets or PRESETS)
         for preparation in range(1, MAX_PREPARATIONS + 1):
             try:
                 prepared = await self._prepare(
@@ -116,6 +117,7 @@ class Rendering:
                 working_key,
                 render_versions or [],
                 fence_now(),
+                presets=request.presets,
             ),
             result_type=PreparedImage,
             start_to_close_timeout=PREPARE_TIMEOUT,
@@ -150,18 +152,22 @@ class Rendering:
         preset: Preset,
         wait: timedelta | None,
     ) -> ResizeResult:
-        width, height = fit_within(prepared.width, prepared.height, preset.box)
+        sizes = geometry(prepared.width, prepared.height, preset)
+        cropped = sizes.scaled != sizes.final
         result: ResizeResult = await workflow.execute_activity(
             RESIZE_ACTIVITY,
             ResizeInput(
                 image_id=request.image_id,
                 project_id=request.project_id,
                 version=preset.name,
-                width=width,
-                height=height,
+                width=sizes.final[0],
+                height=sizes.final[1],
                 working_key=prepared.working_key,
                 from_memory=True,
                 fence=fence_now(),
+                scaled_width=sizes.scaled[0] if cropped else 0,
+                scaled_height=sizes.scaled[1] if cropped else 0,
+                preset=preset if request.presets else None,
             ),
             result_type=ResizeResult,
             task_queue=prepared.render_queue,

@@ -31,6 +31,7 @@ from api.intake.registry import (
     discard_object,
     forget_image,
     processing_input,
+    project_presets,
     register_image,
     sanitize_filename,
     start_image_workflow,
@@ -152,11 +153,12 @@ class ImageIntake:
             )
             if image.id != claim.row.id:
                 await self._replayed(claim, image)
+            presets = await run_in_threadpool(project_presets, self.sessions, image.project_id)
             # On a replay too: the earlier request may have died before it started it.
             await start_image_workflow(
                 self.temporal,
                 self.settings,
-                processing_input(image, self.settings, claim.source_etag),
+                processing_input(image, self.settings, claim.source_etag, presets),
             )
         except BaseException:
             await run_in_threadpool(self._undo, claim, image)

@@ -24,6 +24,7 @@ from api.errors import ApiErrorCode, ConflictError, ServiceUnavailableError
 from core.contracts import WORKFLOW_NAME, ImageProcessingInput, ImageState, workflow_id_for
 from core.events import publish, state_event
 from core.models import Image
+from core.preset_sets import PresetSet, current_presets
 from core.search_attributes import PROJECT_ID
 from core.settings import Settings
 from core.storage import Storage
@@ -83,9 +84,13 @@ def check_replay(earlier: Image, fingerprint: str | None) -> None:
 
 
 def processing_input(
-    image: Image, settings: Settings, source_etag: str | None = None
+    image: Image,
+    settings: Settings,
+    source_etag: str | None = None,
+    presets: PresetSet | None = None,
 ) -> ImageProcessingInput:
-    """`source_etag`: the object a direct upload wrote (its original: nothing to seal)."""
+    """`source_etag`: the object a direct upload wrote (its original: nothing to seal);
+    `presets`: the project's set now, which the image is rendered with."""
     awaiting = image.state == ImageState.INIT
     return ImageProcessingInput(
         str(image.id),
@@ -96,7 +101,15 @@ def processing_input(
         max_attempts=settings.activity_max_attempts,
         source_etag=source_etag,
         source_format=image.format,
+        presets=presets.presets if presets else [],
+        presets_version=presets.version if presets else 0,
     )
+
+
+def project_presets(sessions: sessionmaker[Session], project_id: int) -> PresetSet:
+    """The project's current preset set, read when its upload is registered."""
+    with sessions() as session:
+        return current_presets(session, project_id)
 
 
 def upload_timeout_seconds(settings: Settings) -> float:

@@ -222,7 +222,14 @@ def _with_url(event: dict[str, Any], linker: Linker) -> dict[str, Any]:
 
 def _media_type_of(key: str) -> str:
     """A derivative's type, from the extension its key was written with."""
-    return "image/png" if key.endswith(".png") else "image/jpeg"
+    for extension, media_type in (
+        (".png", "image/png"),
+        (".webp", "image/webp"),
+        (".avif", "image/avif"),
+    ):
+        if key.endswith(extension):
+            return media_type
+    return "image/jpeg"
 
 
 async def _receive(websocket: WebSocket) -> None:

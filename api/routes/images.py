@@ -6,9 +6,10 @@ Thin: `ImageIntake` (api.intake) owns the upload flows; these shape their HTTP a
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi.responses import RedirectResponse
 
 from api.access.guard import GuardedRoute
 from api.deps import (
@@ -23,8 +24,10 @@ from api.deps import (
     UploadSlotDep,
     get_principal,
 )
+from api.errors import NotFoundError
 from api.intake.intake import Admitted
 from api.schemas import ImageAccepted, ImageLinkCreate, ImagePublic, ImageUploadLink, errors
+from api.status.negotiation import best_format
 from api.status.progress import RUNNING_STATES, live_progress
 from api.status.views import image_public
 from core.contracts import MAX_PROJECT_ID, ImageState, workflow_id_for
@@ -178,3 +181,27 @@ async def read_image(
             temporal, image.id, settings.status_query_timeout_seconds
         )
     return public
+
+
+VersionName = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+AcceptHeader = Annotated[str | None, Header(max_length=1024)]
+
+
+@router.get(
+    "/images/{image_id}/versions/{name}",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={302: {"description": "To the best stored format"}, **errors(401, 404, 503)},
+)
+async def read_image_version(
+    image: ScopedImageDep, name: VersionName, linker: LinkerDep, accept: AcceptHeader = None
+) -> RedirectResponse:
+    """Redirect to the version in the best stored format the `Accept` header names
+    (AVIF, then WebP, else the JPEG/PNG), with `Vary: Accept` for caches in between."""
+    stored = {v.format: v for v in image.versions if v.name == name}
+    chosen = best_format(accept, [f for f in ("auto", "webp", "avif") if f in stored])
+    if chosen is None:
+        raise NotFoundError(f"image {image.id} has no version {name}")
+    version = stored[chosen]
+    url = linker.link(image.project_id, version.key, version.content_type)
+    return RedirectResponse(url, status_code=302, headers={"Vary": "Accept"})

@@ -32,6 +32,7 @@ class VersionRow:
     name: str
     key: str
     content_type: str
+    format: str = "auto"
 
 
 @dataclass
@@ -145,10 +146,12 @@ def list_project_rows(
     rows = session.execute(_paged(columns, limit, offset, after, order)).all()
     images = {row.id: _image_row(row) for row in rows[:limit]}
     if images:
-        versions = select(Version.image_id, Version.name, Version.key, Version.content_type)
+        versions = select(
+            Version.image_id, Version.name, Version.key, Version.content_type, Version.format
+        )
         for version in session.execute(versions.where(Version.image_id.in_(list(images)))):
             images[version.image_id].versions.append(
-                VersionRow(version.name, version.key, version.content_type)
+                VersionRow(version.name, version.key, version.content_type, version.format)
             )
     return RowPage(list(images.values()), _next_cursor(rows, limit, order))
 

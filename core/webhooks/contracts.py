@@ -24,6 +24,8 @@ RESPONSE_BODY_BYTES = 1024
 class WebhookEvent(StrEnum):
     IMAGE_DONE = "image.done"
     IMAGE_ERROR = "image.error"
+    # A project's reprocess run finished: every image is current (`data`: the project id).
+    REPROCESS_DONE = "reprocess.done"
 
 
 class DeliveryStatus(StrEnum):

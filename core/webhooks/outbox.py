@@ -24,7 +24,11 @@ EVENT_FOR_STATE = {
 
 
 def enqueue_deliveries(
-    session: Session, image_id: uuid.UUID, project_id: int, run_id: str, event: WebhookEvent
+    session: Session,
+    image_id: uuid.UUID | None,
+    project_id: int,
+    run_id: str,
+    event: WebhookEvent,
 ) -> list[str]:
     """One pending delivery per enabled endpoint of the project that wants `event`.
 
@@ -43,7 +47,7 @@ def enqueue_deliveries(
         return []
     rows = [
         {
-            "id": delivery_id_for(str(endpoint_id), str(image_id), run_id, event.value),
+            "id": delivery_id_for(str(endpoint_id), str(image_id or ""), run_id, event.value),
             "endpoint_id": endpoint_id,
             "project_id": project_id,
             "image_id": image_id,

@@ -25,11 +25,13 @@ def event_body(
     image: Image | None,
     storage: Storage,
     max_bytes: int,
+    project_id: int | None = None,
 ) -> bytes:
+    """An image's event carries its document; a project's (`reprocess.done`) its id."""
     data: dict[str, Any] = (
         image_public(image, PresignedLinks(storage)).model_dump(mode="json")
         if image is not None
-        else {}
+        else {"project_id": project_id}
     )
     envelope = {"type": event, "timestamp": occurred_at.isoformat(), "data": data}
     body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()

@@ -60,13 +60,24 @@ def every_route(project_id: int, image_id: uuid.UUID) -> list[tuple[str, str, di
     link_body = {"filename": "x.jpg", "project_id": project_id}
     webhook_body = {"url": "https://example.com/hook", "events": ["image.done"]}
     form = {"data": {"project_id": str(project_id)}, "files": {"file": ("x.jpg", JPEG)}}
+    spec = (("thumb", 150, 120), ("big_thumb", 700, 700), ("big_1920", 1920, 1080))
+    presets = [{"name": n, "width": w, "height": h} for n, w, h in (*spec, ("d2500", 9, 9))]
+    presets_body = {"presets": presets}
     return [
         ("GET", f"/projects/{project_id}", {}),
         ("GET", f"/projects/{project_id}/images", {}),
         ("POST", f"/projects/{project_id}/ws-token", {}),
         ("GET", f"/projects/{project_id}/webhooks", {}),
         ("POST", f"/projects/{project_id}/webhooks", {"json": webhook_body}),
+        ("GET", f"/projects/{project_id}/presets", {}),
+        ("PUT", f"/projects/{project_id}/presets", {"json": presets_body}),
+        ("GET", f"/projects/{project_id}/reprocess", {}),
+        ("POST", f"/projects/{project_id}/reprocess", {"json": {"action": "start"}}),
+        ("POST", f"/projects/{project_id}/retry", {}),
+        ("POST", f"/images/{image_id}/reprocess", {}),
+        ("POST", f"/images/{image_id}/retry", {}),
         ("GET", f"/images/{image_id}", {}),
+        ("GET", f"/images/{image_id}/versions/thumb", {}),
         ("POST", f"/images/{image_id}/uploaded", {}),
         ("POST", "/upload_image", form),
         ("POST", "/images/", {"json": link_body}),

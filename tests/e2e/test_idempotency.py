@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.contracts import original_key_for
 from core.models import Image, Version
+from core.presets import DEFAULT_FORMATS, PRESET_NAMES
 from core.storage import Storage
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import eventually, orphans_since, upload_keys, wait_until_final
@@ -61,8 +62,10 @@ async def assert_one_of_everything(
 ) -> None:
     image: dict[str, Any] = await wait_until_final(client, image_id)
     assert image["state"] == "done"
-    assert project_counts(sessions, project_id) == (1, 4)
-    assert len(objects_of(storage, image_id, project_id)) == 1 + 4
+    # One row and one object per spec preset and default format (auto and webp).
+    versions = len(PRESET_NAMES) * len(DEFAULT_FORMATS)
+    assert project_counts(sessions, project_id) == (1, versions)
+    assert len(objects_of(storage, image_id, project_id)) == 1 + versions
     statuses = list_workflow_statuses(product, f'ProjectId="{project_id}"')
     assert statuses == {f"image-{image_id}": "WORKFLOW_EXECUTION_STATUS_COMPLETED"}
 

@@ -23,6 +23,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.cleanup import CleanupActivities
 from core.contracts import SweepInput
 from core.models import Image, Version
+from core.presets import DEFAULT_FORMATS, PRESET_NAMES
 from core.storage import Storage
 from core.temporal import connect_temporal
 from tests.api.conftest import serve
@@ -71,8 +72,8 @@ async def wait_for_count(product: FaultProduct, project_id: int, state: str, cou
 
 
 def assert_exactly_once(product: FaultProduct, project_id: int, image_ids: list[str]) -> None:
-    """One row per image, four version rows each, and after the staging cleanup's sweep of
-    pending objects, exactly the objects those rows name: no leftovers.
+    """One row per image, a version row per preset and format, and after the staging
+    cleanup's sweep of pending objects, exactly the objects those rows name: no leftovers.
 
     An attempt killed between writing its object and recording its row leaves that object
     in `pending_objects` (docs/fencing.md); the sweep is what removes it, as in production.
@@ -94,7 +95,8 @@ def assert_exactly_once(product: FaultProduct, project_id: int, image_ids: list[
     assert states(product, project_id) == {"done": len(image_ids)}
     per_image = Counter(str(image_id) for image_id, _ in versions)
     assert sorted(per_image) == sorted(image_ids)
-    assert set(per_image.values()) == {4}
+    # Each spec preset in each default format (auto and webp).
+    assert set(per_image.values()) == {len(PRESET_NAMES) * len(DEFAULT_FORMATS)}
     storage = Storage.from_settings(product.settings)
     keys = [k for k, _ in _all_objects(storage, f"{project_id}/")]
     assert sorted(keys) == sorted(key for _, key in versions)

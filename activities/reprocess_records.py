@@ -1,0 +1,136 @@
+"""The Postgres side of reprocessing one image: read what it has, commit what was rendered.
+
+A reprocess writes only to a `done` image, and only over version rows no newer fence
+wrote. Its commit is one transaction under the image's row lock: the new rows point at the
+new objects, the rows of removed presets go, and every object no row points at any more
+goes to `pending_objects`. The caller deletes those objects only after that commit, so a
+client never gets a link to a deleted object; what a crash leaves there, the cleanup does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from activities.records import lock_image, mark_pending
+from activities.version_records import upsert_version
+from core.contracts import Fence, ImageState, ResizeResult
+from core.events import publish, version_event
+from core.models import Image, PendingObject, Version
+from core.preset_sets import current_presets
+from core.presets import Preset
+from core.reprocess_plan import StoredVersion
+
+
+@dataclass(frozen=True)
+class ImageSnapshot:
+    state: ImageState
+    project_id: int
+    source_key: str
+    presets: list[Preset]
+    stored: list[StoredVersion]
+
+
+@dataclass
+class ReprocessCommit:
+    """Whether the image still took it, and the objects to delete now."""
+
+    applied: bool
+    unused: list[str] = field(default_factory=list)
+
+
+class ReprocessRecords:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def snapshot(self, image_id: uuid.UUID) -> ImageSnapshot | None:
+        with self._sessions() as session:
+            image = session.get(Image, image_id)
+            if image is None:
+                return None
+            rows = session.execute(
+                select(
+                    Version.name, Version.format, Version.key, Version.spec, Version.fence_token
+                ).where(Version.image_id == image_id)
+            ).all()
+            presets = current_presets(session, image.project_id).presets
+            stored = [StoredVersion(*row) for row in rows]
+            return ImageSnapshot(image.state, image.project_id, image.source_key, presets, stored)
+
+    def claim(self, image_id: uuid.UUID, keys: list[str]) -> None:
+        """Note objects about to be written, so a crash before the commit leaves none."""
+        with self._sessions.begin() as session:
+            mark_pending(session, image_id, keys)
+
+    def commit(
+        self,
+        # `announced`: the (name, format) pairs whose new rows the WebSocket hears of.
+        image_id: uuid.UUID,
+        written: list[ResizeResult],
+        removed: list[StoredVersion],
+        fence: Fence,
+        announced: frozenset[tuple[str, str]] = frozenset(),
+    ) -> ReprocessCommit:
+        with self._sessions.begin() as session:
+            image = lock_image(session, image_id)
+            if image is None or image.written.state != ImageState.DONE:
+                # Taken up again (a retry) or gone: its own run decides its versions.
+                return ReprocessCommit(False, [w.key for w in written])
+            unused = [self._apply(session, image_id, w, fence) for w in written]
+            unused.extend(self._remove(session, image_id, v, fence) for v in removed)
+            dropped = [key for key in unused if key]
+            mark_pending(session, image_id, dropped)
+            for w in written:
+                if w.key not in dropped and (w.version, w.format) in announced:
+                    publish(session, _event(image_id, image.project_id, w))
+        return ReprocessCommit(True, dropped)
+
+    def forget(self, keys: list[str]) -> None:
+        if keys:
+            with self._sessions.begin() as session:
+                session.execute(delete(PendingObject).where(PendingObject.key.in_(keys)))
+
+    def _apply(
+        self, session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
+    ) -> str | None:
+        """Point the row at `written.key`; answer the key nothing points at afterwards."""
+        before = session.execute(
+            select(Version.key, Version.fence_token)
+            .where(
+                Version.image_id == image_id,
+                Version.name == written.version,
+                Version.format == written.format,
+            )
+            .with_for_update()
+        ).one_or_none()
+        if before is not None and before.fence_token > fence.token:
+            return written.key  # a newer write won: ours is unused
+        if before is not None and before.key == written.key:
+            return None  # an earlier attempt of this one committed it already
+        upsert_version(session, image_id, written, fence)
+        session.execute(delete(PendingObject).where(PendingObject.key == written.key))
+        return before.key if before is not None else None
+
+    def _remove(
+        self, session: Session, image_id: uuid.UUID, version: StoredVersion, fence: Fence
+    ) -> str | None:
+        gone = session.scalar(
+            delete(Version)
+            .where(
+                Version.image_id == image_id,
+                Version.name == version.name,
+                Version.format == version.format,
+                Version.fence_token <= fence.token,
+            )
+            .returning(Version.key)
+        )
+        return str(gone) if gone else None
+
+
+def _event(image_id: uuid.UUID, project_id: int, written: ResizeResult) -> dict[str, object]:
+    return version_event(
+        image_id, project_id, written.version, written.key, written.width, written.height
+    )
