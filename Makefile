@@ -63,7 +63,7 @@ typecheck: install
 check: lint typecheck test test-faults
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-thumbor build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 ## CPU cost of the resize pipeline against bare-Pillow baselines measured in the same run.
 bench: install
@@ -82,6 +82,7 @@ bench-smoke: install
 	$(BIN)/python -m bench.compute --repeats 1 --output $(VENV)/bench-smoke.json
 	$(BIN)/python -m bench.facts --repeats 1 --output $(VENV)/bench-facts-smoke.json
 	$(BIN)/python -m bench.formats --repeats 1 --avif-efforts 0 --output $(VENV)/bench-formats-smoke.json
+	$(BIN)/python -m bench.e2e --images 2 --rounds 1 --output $(VENV)/bench-e2e-smoke.json
 
 ## 5 minutes of 1.5 uploads/s while workers are killed (every 40 s) and one is frozen, S3
 ## and Postgres restart; then audit Postgres, S3, the events and Temporal against each other.

@@ -31,10 +31,10 @@ from typing import Any
 
 import httpx
 
+from bench.batches import make_images
 from bench.chaos_audit import Audit, audit
 from bench.chaos_events import EventFollower
 from bench.common import RESULTS_PATH, configure_logging, merge_results, percentile
-from bench.e2e import make_images
 from tests.faults.product import FaultProduct, running_fault_product
 
 logger = logging.getLogger("bench.chaos")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -71,10 +72,16 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def running_product(workers: int, keep_logs: Path | None = None) -> Iterator[Product]:
+def running_product(
+    workers: int,
+    keep_logs: Path | None = None,
+    tree: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Product]:
     """The whole product on free ports in a temporary directory, torn down on exit.
 
-    With `keep_logs`, every service's log is copied there once all have stopped.
+    With `keep_logs`, every service's log is copied there once all have stopped. `tree`
+    runs the app from another checkout (`bench.ab`); `extra_env` adds settings.
     """
     with (
         tempfile.TemporaryDirectory(prefix="imgproc-bench-") as scratch,
@@ -84,7 +91,8 @@ def running_product(workers: int, keep_logs: Path | None = None) -> Iterator[Pro
         stack.ensure_bucket()
         # Open, as `make run` runs it: the benches measure the pipeline, not keys.
         env = {**os.environ, **stack.env(), "AUTH_MODE": "open", "PYTHONUNBUFFERED": "1"}
-        commands = AppCommands()
+        env |= extra_env or {}
+        commands = AppCommands(cwd=tree) if tree is not None else AppCommands()
         run_migrations(commands, env, stack.logs_dir / "migrate.log")
         processes: list[ManagedProcess] = []
         api: ManagedProcess | None = None
@@ -131,6 +139,16 @@ def merge_results(key: str, value: dict[str, Any], path: Path = RESULTS_PATH) ->
     logger.info("wrote %s[%r]", path, key)
 
 
+def postmaster_pid(product: Product) -> int | None:
+    """The stack's Postgres server, which pg_ctl detaches from this process."""
+    query = parse_qs(urlsplit(product.env.get("DATABASE_URL", "")).query)
+    pid_file = Path(query.get("host", [""])[0]) / "postmaster.pid"
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 async def upload(client: httpx.AsyncClient, project_id: int, name: str, data: bytes) -> str:
     """`POST /upload_image`; the new image's id, or an error naming the status."""
     response = await client.post(
@@ -142,12 +160,17 @@ async def upload(client: httpx.AsyncClient, project_id: int, name: str, data: by
     return image_id
 
 
-def descendant_cpu_seconds(names: dict[int, str]) -> dict[str, float]:
+def descendant_cpu_seconds(
+    names: dict[int, str], extra_roots: set[int | None] | None = None
+) -> dict[str, float]:
     """CPU seconds (user + system) so far of this process and every descendant, by name.
 
     A pid in `names` is labelled with its name; the rest by their command (postgres,
-    temporal, weed). Processes that exited meanwhile are not counted.
+    temporal, weed). `extra_roots` are counted with their descendants too, though they are
+    not ours (Postgres, which pg_ctl detaches). Processes that exited meanwhile are not
+    counted.
     """
+    roots = {os.getpid(), *(pid for pid in extra_roots or () if pid)}
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     usage: dict[int, tuple[str, float]] = {}
@@ -167,20 +190,22 @@ def descendant_cpu_seconds(names: dict[int, str]) -> dict[str, float]:
         )
     totals: dict[str, float] = {}
     for pid, (command, seconds) in usage.items():
-        label = _label(pid, parents, names, command)
+        label = _label(pid, parents, names, command, roots)
         if label is not None:
             totals[label] = totals.get(label, 0.0) + seconds
     return totals
 
 
-def _label(pid: int, parents: dict[int, int], names: dict[int, str], command: str) -> str | None:
-    """The name of the nearest named ancestor (or `command`), if `pid` descends from us."""
-    if pid == os.getpid():
+def _label(
+    pid: int, parents: dict[int, int], names: dict[int, str], command: str, roots: set[int]
+) -> str | None:
+    """The name of the nearest named ancestor (or `command`), if `pid` descends from a root."""
+    if pid in roots:
         return names.get(pid, command)
     label: str | None = None
     current = pid
     while current > 1:
-        if current == os.getpid():
+        if current in roots:
             return label or command
         if label is None and current in names:
             label = names[current]

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 from PIL import Image, ImageOps
 
+from bench.batches import make_images, run_batch
 from bench.common import RESULTS_PATH, configure_logging, merge_results, running_product
-from bench.e2e import make_images, run_batch
 from core.presets import DEFAULT_QUALITY, Preset, default_presets, geometry
 
 logger = logging.getLogger("bench.reprocess")

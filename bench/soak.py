@@ -29,12 +29,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from websockets.asyncio.client import connect
 
-from bench.common import Product, configure_logging, merge_results, percentile, running_product
+from bench.common import (
+    Product,
+    configure_logging,
+    merge_results,
+    percentile,
+    postmaster_pid,
+    running_product,
+)
 from bench.common import upload as upload_image
 from bench.images import camera_jpeg
 
@@ -126,7 +132,8 @@ def rss_by_process(product: Product) -> dict[str, int]:
         parents[pid] = int(status["PPid"])
         rss = int(status.get("VmRSS", "0 kB").split()[0]) * 1024
         found[pid] = (named.get(pid) or status["Name"].strip(), rss)
-    roots = {os.getpid(), *_postmaster(product)}
+    pg = postmaster_pid(product)
+    roots = {os.getpid(), *([pg] if pg else [])}
     totals: dict[str, int] = {}
     for pid, (name, rss) in found.items():
         if _descends_from(pid, parents, roots) and (
@@ -143,16 +150,6 @@ def _descends_from(pid: int, parents: dict[int, int], roots: set[int]) -> bool:
             return True
         pid = parents.get(pid, 0)
     return False
-
-
-def _postmaster(product: Product) -> list[int]:
-    """The stack's Postgres server, which pg_ctl detaches from this process."""
-    query = parse_qs(urlsplit(product.env.get("DATABASE_URL", "")).query)
-    pid_file = Path(query.get("host", [""])[0]) / "postmaster.pid"
-    try:
-        return [int(pid_file.read_text().split()[0])]
-    except (OSError, ValueError, IndexError):
-        return []
 
 
 async def sample_rss(product: Product, run: Run, deadline: float) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from bench.batches import run_batch
 from bench.common import (
     RESULTS_PATH,
     Product,
@@ -34,7 +35,6 @@ from bench.common import (
     merge_results,
     running_product,
 )
-from bench.e2e import run_batch
 from tests.factories import jpeg_bytes
 from tests.webhook_receiver import Receiver, Script, running_receiver
 

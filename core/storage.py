@@ -268,8 +268,10 @@ class Storage:
             "get_object", Params=params, ExpiresIn=self._link_expiry_seconds
         )
 
-    def open_writer(self, key: str, content_type: str, cache_control: str) -> StreamingWriter:
-        return StreamingWriter(self, key, content_type, cache_control)
+    def open_writer(
+        self, key: str, content_type: str, cache_control: str, content_disposition: str = "inline"
+    ) -> StreamingWriter:
+        return StreamingWriter(self, key, content_type, cache_control, content_disposition)
 
 
 def _is_not_found(error: ClientError) -> bool:

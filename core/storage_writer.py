@@ -22,11 +22,19 @@ class StreamingWriter:
     and `abort` in a thread.
     """
 
-    def __init__(self, storage: Storage, key: str, content_type: str, cache_control: str) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        key: str,
+        content_type: str,
+        cache_control: str,
+        content_disposition: str = "inline",
+    ) -> None:
         self._storage = storage
         self.key = key
         self._content_type = content_type
         self._cache_control = cache_control
+        self._disposition = content_disposition
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[CompletedPartTypeDef] = []
@@ -42,6 +50,15 @@ class StreamingWriter:
         self.bytes_written += len(chunk)
         return len(self._buffer) >= PART_SIZE
 
+    def describe(self, content_type: str) -> None:
+        """The stored object's type, once the caller knows it: before the first
+        `flush_part` or `complete`, which is when it is sent. Saying it again is harmless."""
+        if content_type == self._content_type:
+            return
+        if self._upload_id is not None or self.etag is not None:
+            raise RuntimeError(f"{self.key} is already being written")
+        self._content_type = content_type
+
     @property
     def sha256(self) -> str:
         """The hex digest of everything appended so far."""
@@ -55,6 +72,7 @@ class StreamingWriter:
                 Key=self.key,
                 ContentType=self._content_type,
                 CacheControl=self._cache_control,
+                ContentDisposition=self._disposition,
             )
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
@@ -77,6 +95,7 @@ class StreamingWriter:
                 Body=bytes(self._buffer),
                 ContentType=self._content_type,
                 CacheControl=self._cache_control,
+                ContentDisposition=self._disposition,
             )
             self._buffer.clear()
             self.etag = put["ETag"]

@@ -192,6 +192,11 @@ def _server_argv(data_dir: Path, config_path: Path, ports: SeaweedPorts) -> list
         # master rebuilds its topology from volume heartbeats anyway.
         "-master.resumeState=false",
         "-volume.preStopSeconds=0",
+        # Objects under 1 MiB (every derivative but a huge PNG) are kept in the filer's
+        # store instead of a volume: no file id to assign and no upload to the volume
+        # server per PUT. Measured in `bench.ab` (docs/benchmarks.md): 5-6% less CPU per
+        # image across the stack, 1.13x the throughput over 6 rounds.
+        "-filer.saveToFilerLimit=1048576",
     ]
 
 

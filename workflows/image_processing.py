@@ -4,8 +4,8 @@ fan out one resize per size, record the outcome.
 The seal (the `seal-original` change) is the first activity after the upload is verified:
 it copies the staged upload, pinned to the version that was verified, to the image's
 sealed original key, and removes the staged object. Everything after reads the sealed
-copy, which no client can write; images uploaded before the change were uploaded straight
-to that key, and skip it.
+copy, which no client can write. Direct uploads are streamed straight to that key by the
+API (as were all uploads before the change), and skip it.
 
 The resizes run on the task queue of the worker that prepared the image, which keeps the
 decoded copy in memory (the `render-where-prepared` change; `workflows.rendering`). If
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         EXPIRE_UPLOAD_ACTIVITY,
         FAIL_ACTIVITY,
         FINISH_ACTIVITY,
+        ORIGINALS_PREFIX,
         SEAL_ORIGINAL_ACTIVITY,
         STAGING_PREFIX,
         STATUS_QUERY,
@@ -91,7 +92,9 @@ class ImageProcessingWorkflow(Rendering):
         self._verified: VerifiedUpload | None = None
         # What prepare reads: the sealed original once sealed, else the key uploaded to.
         self._original_key = request.source_key
-        self._sealed = False
+        # A direct upload streamed to its original key is as good as sealed: no client can
+        # write there. Then an image that failed for good keeps nothing, as a sealed one.
+        self._sealed = request.source_key.startswith(ORIGINALS_PREFIX)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> ProcessingStatus:

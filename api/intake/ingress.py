@@ -1,8 +1,10 @@
 """Direct upload: stream the multipart body to S3 while checking the image header.
 
-The body lands under the image's staging key; the workflow seals it (by the ETag the
-upload answered) as the original. Nothing is kept for a rejected request: the object is
-removed on any error.
+The body lands under the image's original key (`originals/<id>`), stored as an attachment
+of the format its header showed: what the workflow's seal would make of a staged upload,
+without the copy. No client can write that key (upload links sign `staging/<id>` only),
+so there is nothing to seal, and the workflow skips the seal (docs/security.md). Nothing is
+kept for a rejected request: the object is removed on any error.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from api.errors import (
 from api.intake.dedupe import dedupe_requested
 from api.intake.multipart import StreamingForm
 from api.intake.registry import sanitize_filename
-from core.contracts import MAX_PROJECT_ID, ErrorCode, ImageState, staging_key_for
+from core.contracts import MAX_PROJECT_ID, ErrorCode, ImageState, original_key_for
 from core.inspection import (
     HEADER_BYTES,
     ImageInfo,
@@ -37,10 +39,11 @@ from core.inspection import (
     Limits,
     identify,
     limits_from,
+    media_type_for,
 )
 from core.models import Image
 from core.settings import Settings
-from core.storage import ORIGINAL_CACHE_CONTROL, Storage
+from core.storage import ATTACHMENT, ORIGINAL_CACHE_CONTROL, Storage
 from core.storage_writer import StreamingWriter
 
 logger = logging.getLogger(__name__)
@@ -112,7 +115,10 @@ async def receive_upload(
     form = StreamingForm(request.headers.get("content-type"))
     image_id = uuid.uuid4()
     writer = storage.open_writer(
-        staging_key_for(str(image_id)), "application/octet-stream", ORIGINAL_CACHE_CONTROL
+        original_key_for(str(image_id)),
+        "application/octet-stream",
+        ORIGINAL_CACHE_CONTROL,
+        content_disposition=ATTACHMENT,
     )
     try:
         info = await _stream_file(request, form, writer, settings, check_project)
@@ -161,6 +167,8 @@ async def _stream_file(
         for data in file_data:
             sniffer.feed(data)
             if writer.append(data):
+                # The header is identified within its first MiB, long before a full part.
+                _describe(writer, sniffer.info)
                 await run_in_threadpool(writer.flush_part)
         if writer.bytes_written > settings.max_upload_bytes:
             raise _too_large(settings)
@@ -169,7 +177,16 @@ async def _stream_file(
         raise BadRequestError("the form must contain one complete file part named 'file'")
     if writer.bytes_written == 0:
         raise UnprocessableError("the file is empty", code=ErrorCode.INVALID_IMAGE)
-    return sniffer.finish()
+    info = sniffer.finish()
+    _describe(writer, info)
+    return info
+
+
+def _describe(writer: StreamingWriter, info: ImageInfo | None) -> None:
+    """Store the original as a download of the type its header showed, as a seal would."""
+    if info is None:
+        raise AssertionError("a full part arrived before the header was identified")
+    writer.describe(media_type_for(info.format))
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class _Claim:
 
     row: Image
     fingerprint: str | None
-    source_etag: str | None  # the staged object a direct upload wrote (None: not yet)
+    source_etag: str | None  # the object a direct upload wrote (None: not yet)
     uploaded: bool  # whether this request's bytes are already in storage
     on_replay: Callable[[Image], None] | None = None
 

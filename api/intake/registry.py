@@ -89,7 +89,7 @@ def processing_input(
     source_etag: str | None = None,
     presets: PresetSet | None = None,
 ) -> ImageProcessingInput:
-    """`source_etag`: the staged object a direct upload wrote, which the workflow seals;
+    """`source_etag`: the object a direct upload wrote (its original: nothing to seal);
     `presets`: the project's set now, which the image is rendered with."""
     awaiting = image.state == ImageState.INIT
     return ImageProcessingInput(

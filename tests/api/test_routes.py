@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX, staging_key_for
+from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX, original_key_for
 from core.models import Image
 from core.settings import Settings
-from core.storage import Storage
+from core.storage import PART_SIZE, Storage
 from tests.api.conftest import serve
 from tests.factories import encoded, jpeg_bytes, photo
 
@@ -78,14 +78,31 @@ async def test_upload_is_accepted_and_readable(api: httpx.AsyncClient, storage: 
     assert image["original_filename"] == "photo.jpg"
     assert image["bytes"] == len(JPEG)
     assert image["versions"]["thumb"] is None
-    # No worker polls this test's queue: the upload is staged, not yet sealed, so unlinked.
-    assert image["versions"]["original"] is None
-    staged = storage.client.get_object(
-        Bucket=storage.bucket, Key=staging_key_for(accepted["image_id"])
+    # No worker polls this test's queue: the upload went straight to its original key, as a
+    # download of the type its header showed, and is linked as such (nothing to seal).
+    assert image["versions"]["original"] is not None
+    stored = storage.client.get_object(
+        Bucket=storage.bucket, Key=original_key_for(accepted["image_id"])
     )
-    assert staged["Body"].read() == JPEG
+    assert stored["Body"].read() == JPEG
+    assert (stored["ContentType"], stored["ContentDisposition"]) == ("image/jpeg", "attachment")
     listing = (await api.get(f"/projects/{project_id}/images")).json()
     assert [i["image_id"] for i in listing["images"]] == [accepted["image_id"]]
+
+
+async def test_a_multipart_original_is_stored_as_a_download_of_its_type(
+    api: httpx.AsyncClient, storage: Storage
+) -> None:
+    # Past one 8 MiB part: the type is decided from the header before the first part goes.
+    data = JPEG + b"\x00" * (PART_SIZE * 2)
+    response = await api.post("/upload_image", **upload(4242, data))  # type: ignore[arg-type]
+
+    assert response.status_code == 202, response.text
+    stored = storage.client.get_object(
+        Bucket=storage.bucket, Key=original_key_for(response.json()["image_id"])
+    )
+    assert (stored["ContentType"], stored["ContentDisposition"]) == ("image/jpeg", "attachment")
+    assert stored["Body"].read() == data
 
 
 @pytest.mark.parametrize(

@@ -350,3 +350,29 @@ async def test_a_transient_seal_fault_keeps_the_upload_for_a_reset(temporal_clie
         None,
         None,
     )
+
+
+async def test_a_direct_upload_failed_for_good_discards_its_original(
+    temporal_client: Client,
+) -> None:
+    # Streamed straight to its original key: as good as sealed, so nothing is kept.
+    fakes = FakeActivities(reject_with=ErrorCode.INVALID_IMAGE)
+    outcome = await run_workflow(temporal_client, fakes)
+
+    assert outcome.failure is not None and not fakes.sealed
+    [failed] = fakes.failed
+    assert (failed.code, failed.original_key) == (
+        "invalid_image",
+        original_key_for(outcome.image_id),
+    )
+
+
+async def test_a_direct_upload_after_a_transient_fault_keeps_its_original(
+    temporal_client: Client,
+) -> None:
+    fakes = FakeActivities(reject_with=ErrorCode.STORAGE_UNAVAILABLE)
+    outcome = await run_workflow(temporal_client, fakes)
+
+    assert outcome.failure is not None
+    [failed] = fakes.failed
+    assert (failed.code, failed.original_key) == ("storage_unavailable", None)
