@@ -169,16 +169,7 @@ class ImageActivities:
         key = keys[-1]
         self._versions.claim(image_id, key, request.fence)
         self._storage.put_bytes(key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL)
-        written = ResizeResult(
-            version=request.version,
-            key=key,
-            width=rendered.width,
-            height=rendered.height,
-            bytes=len(rendered.data),
-            content_type=rendered.content_type,
-            format=rendered.format,
-            spec=preset.spec(rendered.format),
-        )
+        written = stored_result(preset, key, rendered)
         try:
             committed = self._versions.commit(
                 image_id,
@@ -200,18 +191,8 @@ class ImageActivities:
         preset = request.preset or legacy_preset(request.version)
         final = (request.width, request.height)
         scaled = (request.scaled_width, request.scaled_height) if request.scaled_width else final
-        plan = RenderPlan(
-            scaled=scaled,
-            final=final,
-            gravity=preset.gravity,
-            formats=preset.formats,
-            quality=preset.quality,
-            jpeg_quality=self._settings.jpeg_quality,
-            avif_effort=self._settings.avif_effort,
-            webp_effort=self._settings.webp_effort,
-        )
-        with as_application_error():
-            return render_plan(self._copies.get(request.image_id), plan)
+        copy = self._copies.get(request.image_id)
+        return render_preset(copy, preset, scaled, final, self._settings)
 
     @activity.defn(name=FINISH_ACTIVITY)
     @classify_errors
@@ -270,6 +251,42 @@ class ImageActivities:
                 non_retryable=True,
             ) from error
         count_bytes_in(path.stat().st_size)
+
+
+def render_preset(
+    decoded: DecodedImage,
+    preset: Preset,
+    scaled: tuple[int, int],
+    final: tuple[int, int],
+    settings: Settings,
+) -> list[Rendered]:
+    """Every format of one preset from the copy in memory; a failure is not retried."""
+    plan = RenderPlan(
+        scaled=scaled,
+        final=final,
+        gravity=preset.gravity,
+        formats=preset.formats,
+        quality=preset.quality,
+        jpeg_quality=settings.jpeg_quality,
+        avif_effort=settings.avif_effort,
+        webp_effort=settings.webp_effort,
+    )
+    with as_application_error():
+        return render_plan(decoded, plan)
+
+
+def stored_result(preset: Preset, key: str, rendered: Rendered) -> ResizeResult:
+    """What a version row records of a derivative written under `key`."""
+    return ResizeResult(
+        version=preset.name,
+        key=key,
+        width=rendered.width,
+        height=rendered.height,
+        bytes=len(rendered.data),
+        content_type=rendered.content_type,
+        format=rendered.format,
+        spec=preset.spec(rendered.format),
+    )
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import lock_image, mark_pending
+from activities.records import LockedImage, lock_image, mark_pending
 from activities.version_records import upsert_version
 from core.contracts import Fence, ImageState, ResizeResult
 from core.events import publish, version_event
@@ -32,6 +32,8 @@ class ImageSnapshot:
     source_key: str
     presets: list[Preset]
     stored: list[StoredVersion]
+    # The preset version the plan was made for: a commit under a newer one is refused.
+    presets_version: int = 0
 
 
 @dataclass
@@ -56,9 +58,16 @@ class ReprocessRecords:
                     Version.name, Version.format, Version.key, Version.spec, Version.fence_token
                 ).where(Version.image_id == image_id)
             ).all()
-            presets = current_presets(session, image.project_id).presets
+            current = current_presets(session, image.project_id)
             stored = [StoredVersion(*row) for row in rows]
-            return ImageSnapshot(image.state, image.project_id, image.source_key, presets, stored)
+            return ImageSnapshot(
+                image.state,
+                image.project_id,
+                image.source_key,
+                current.presets,
+                stored,
+                current.version,
+            )
 
     def claim(self, image_id: uuid.UUID, keys: list[str]) -> None:
         """Note objects about to be written, so a crash before the commit leaves none."""
@@ -73,11 +82,15 @@ class ReprocessRecords:
         removed: list[StoredVersion],
         fence: Fence,
         announced: frozenset[tuple[str, str]] = frozenset(),
+        planned_for: int | None = None,
     ) -> ReprocessCommit:
         with self._sessions.begin() as session:
             image = lock_image(session, image_id)
             if image is None or image.written.state != ImageState.DONE:
                 # Taken up again (a retry) or gone: its own run decides its versions.
+                return ReprocessCommit(False, [w.key for w in written])
+            if planned_for is not None and self._presets_changed(session, image, planned_for):
+                # A late attempt planned for older presets: the newer walk decides.
                 return ReprocessCommit(False, [w.key for w in written])
             unused = [self._apply(session, image_id, w, fence) for w in written]
             unused.extend(self._remove(session, image_id, v, fence) for v in removed)
@@ -87,6 +100,10 @@ class ReprocessRecords:
                 if w.key not in dropped and (w.version, w.format) in announced:
                     publish(session, _event(image_id, image.project_id, w))
         return ReprocessCommit(True, dropped)
+
+    @staticmethod
+    def _presets_changed(session: Session, image: LockedImage, planned_for: int) -> bool:
+        return current_presets(session, image.project_id).version != planned_for
 
     def forget(self, keys: list[str]) -> None:
         if keys:

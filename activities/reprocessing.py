@@ -21,12 +21,12 @@ from temporalio import activity
 
 from activities.errors import classify_errors
 from activities.heartbeats import heartbeating
-from activities.images import as_application_error, scratch_dir
+from activities.images import as_application_error, render_preset, scratch_dir, stored_result
 from activities.reprocess_records import ReprocessRecords
 from activities.webhook_outbox import WebhookOutbox
 from core.contracts import ImageState, ResizeResult, version_key_for
 from core.events import publish
-from core.imaging import DecodedImage, Rendered, RenderPlan, decode_source, render_plan
+from core.imaging import DecodedImage, Rendered, decode_source
 from core.inspection import limits_from
 from core.models import Image
 from core.presets import Preset, geometry
@@ -105,7 +105,9 @@ class ReprocessActivities:
                 decoded = self._decode(snapshot.source_key, plan.render)
                 written = self._write_all(request, decoded, plan.render)
         announced = frozenset((p.name, p.listed_format) for p in snapshot.presets)
-        commit = self._records.commit(image_id, written, plan.remove, request.fence, announced)
+        commit = self._records.commit(
+            image_id, written, plan.remove, request.fence, announced, snapshot.presets_version
+        )
         self._delete(commit.unused)
         if not commit.applied:
             return ReprocessImageResult(request.image_id, ImageOutcome.SKIPPED.value)
@@ -157,31 +159,11 @@ class ReprocessActivities:
 
     def _render(self, decoded: DecodedImage, preset: Preset) -> list[Rendered]:
         sizes = geometry(decoded.source.width, decoded.source.height, preset)
-        plan = RenderPlan(
-            scaled=sizes.scaled,
-            final=sizes.final,
-            gravity=preset.gravity,
-            formats=preset.formats,
-            quality=preset.quality,
-            jpeg_quality=self._settings.jpeg_quality,
-            avif_effort=self._settings.avif_effort,
-            webp_effort=self._settings.webp_effort,
-        )
-        with as_application_error():
-            return render_plan(decoded, plan)
+        return render_preset(decoded, preset, sizes.scaled, sizes.final, self._settings)
 
     def _write(self, key: str, preset: Preset, rendered: Rendered) -> ResizeResult:
         self._storage.put_bytes(key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL)
-        return ResizeResult(
-            version=preset.name,
-            key=key,
-            width=rendered.width,
-            height=rendered.height,
-            bytes=len(rendered.data),
-            content_type=rendered.content_type,
-            format=rendered.format,
-            spec=preset.spec(rendered.format),
-        )
+        return stored_result(preset, key, rendered)
 
     def _delete(self, keys: list[str]) -> None:
         """Objects no row points at any more, after the commit; the cleanup takes any left."""

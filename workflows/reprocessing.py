@@ -96,11 +96,12 @@ class ReprocessProjectWorkflow:
     @workflow.run
     async def run(self, request: ReprocessInput) -> ReprocessProgress:
         walk_version, busy = request.walk_version, list(request.busy_ids)
+        rechecks = request.busy_rechecks
         if request.rechecking:
             page, busy = ReprocessPage(request.busy_ids, None), []
         else:
             if request.cursor is None and walk_version < self._target:
-                walk_version, busy = self._new_walk(), []
+                walk_version, busy, rechecks = self._new_walk(), [], 0
             page = await self._list(request, request.cursor)
         await self._render_page(request, page.image_ids)
         if self._cancelled:
@@ -115,21 +116,35 @@ class ReprocessProjectWorkflow:
             progress=self._progress,
             # One beyond the bound says "too many": the payload stays small.
             busy_ids=[*busy, *self._busy][: MAX_BUSY_IDS + 1],
-            busy_rechecks=request.busy_rechecks,
+            busy_rechecks=rechecks,
             recheck_delay_seconds=request.recheck_delay_seconds,
         )
         if page.next is None and self._target <= walk_version:
             if not follow.busy_ids or follow.busy_rechecks >= MAX_BUSY_RECHECKS:
-                return await self._end(ReprocessState.DONE)
-            await self._report()
-            await workflow.sleep(timedelta(seconds=request.recheck_delay_seconds))
-            follow.busy_rechecks += 1
-            follow.rechecking = len(follow.busy_ids) <= MAX_BUSY_IDS
-            if not follow.rechecking:  # a burst of uploads: walk it all again
-                follow.walk_version, follow.busy_ids = -1, []
+                done = await self._end(ReprocessState.DONE)
+                if self._target <= walk_version:
+                    return done
+                # A change arrived while the end was reported: this run walks it too.
+                self._progress.state = ReprocessState.RUNNING.value
+                follow.busy_ids, follow.busy_rechecks = [], 0
+            else:
+                await self._recheck_later(follow, request.recheck_delay_seconds)
         await self._report()
+        # Signals that arrived while reporting or waiting go with the run, never lost.
+        if self._cancelled:
+            return await self._end(ReprocessState.CANCELLED)
+        follow.presets_version = self._target
         follow.paused = self._paused
         workflow.continue_as_new(follow)
+
+    async def _recheck_later(self, follow: ReprocessInput, delay_seconds: float) -> None:
+        """The busy images again after a pause, or the whole project after a burst."""
+        await self._report()
+        await workflow.sleep(timedelta(seconds=delay_seconds))
+        follow.busy_rechecks += 1
+        follow.rechecking = len(follow.busy_ids) <= MAX_BUSY_IDS
+        if not follow.rechecking:  # a burst of uploads: walk it all again
+            follow.walk_version, follow.busy_ids = -1, []
 
     async def _list(self, request: ReprocessInput, cursor: PageCursor | None) -> ReprocessPage:
         page: ReprocessPage = await workflow.execute_activity(

@@ -225,6 +225,42 @@ async def test_images_still_processing_are_looked_at_again(temporal_client: Clie
         await record(temporal_client, handle, "busy_rechecked")
 
 
+async def _in_recheck_wait(stand_ins: StandIns, rendered: int) -> None:
+    """Until the walk has rendered `rendered` images and sits in its recheck wait."""
+    async with asyncio.timeout(20):
+        while True:
+            if len(stand_ins.rendered) >= rendered:
+                break
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the page's report, then the wait (2 s) has begun
+
+
+async def test_a_change_during_the_recheck_wait_is_walked(temporal_client: Client) -> None:
+    queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(3, busy=1)
+    async with worker(temporal_client, queue, stand_ins):
+        request = ReprocessInput(7, 1, 2, 10, recheck_delay_seconds=2)
+        handle = await start(temporal_client, queue, request)
+        await _in_recheck_wait(stand_ins, 2)
+        await handle.signal(PRESETS_CHANGED_SIGNAL, 2)
+        progress = await temporal_client.get_workflow_handle(
+            handle.id, result_type=ReprocessProgress
+        ).result()
+        assert (progress.state, progress.presets_version, progress.walk) == ("done", 2, 2)
+
+
+async def test_a_cancel_during_the_recheck_wait_ends_the_run(temporal_client: Client) -> None:
+    queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(2, busy=10)
+    async with worker(temporal_client, queue, stand_ins):
+        request = ReprocessInput(8, 1, 2, 10, recheck_delay_seconds=2)
+        handle = await start(temporal_client, queue, request)
+        await _in_recheck_wait(stand_ins, 1)
+        await handle.signal("cancel")
+        progress = await temporal_client.get_workflow_handle(
+            handle.id, result_type=ReprocessProgress
+        ).result()
+        assert progress.state == "cancelled"
+
+
 async def test_one_image(temporal_client: Client) -> None:
     queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(1)
     async with worker(temporal_client, queue, stand_ins):
