@@ -38,6 +38,9 @@ def problems(presets: list[Preset]) -> list[str]:
         )
     for preset in presets:
         found.extend(f"{preset.name!r}: {problem}" for problem in preset_problems(preset))
+        if preset.name in PRESET_NAMES and OutputFormat.AUTO.value not in preset.formats:
+            # The spec's `versions` link each spec preset as JPEG or PNG, which clients expect.
+            found.append(f"{preset.name!r}: a spec preset keeps the format auto")
     return found
 
 

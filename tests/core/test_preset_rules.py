@@ -49,6 +49,8 @@ def test_set_level_problems() -> None:
     assert any("unique: thumb" in p for p in problems(with_extra(Preset("thumb", 5, 5))))
     many = with_extra(*(Preset(f"p{i}", 10, 10) for i in range(MAX_PRESETS)))
     assert any(f"at most {MAX_PRESETS}" in p for p in problems(many))
+    webp_thumb = [Preset("thumb", 150, 120, formats=["webp"]), *default_presets()[1:]]
+    assert problems(webp_thumb) == ["'thumb': a spec preset keeps the format auto"]
 
 
 def test_cover_fills_the_box_then_crops_and_never_upscales() -> None:
