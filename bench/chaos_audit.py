@@ -31,7 +31,7 @@ from activities.cleanup import CleanupActivities
 from bench.chaos_events import EventFollower
 from core.contracts import PREPARE_ACTIVITY, SweepInput, workflow_id_for
 from core.models import Image, PendingObject, Version
-from core.presets import PRESET_NAMES
+from core.presets import DEFAULT_FORMATS, PRESET_NAMES
 from core.storage import Storage
 from core.temporal import connect_temporal
 from tests.faults.product import FaultProduct
@@ -93,7 +93,7 @@ async def audit(
             result.mismatches.append(
                 f"{image_id}: postgres {expected}, temporal {outcomes.get(image_id)}"
             )
-        if state == "done" and sorted(keys) != sorted(PRESET_NAMES):
+        if state == "done" and sorted(keys) != EXPECTED_VERSIONS:
             result.bad_rows.append(f"{image_id}: versions {sorted(keys)}")
         if state == "error" and keys:
             result.bad_rows.append(f"{image_id}: an error image with versions {sorted(keys)}")
@@ -115,10 +115,17 @@ async def audit(
     return result
 
 
+# Every default preset in every default format, as `name.format`: chaos uploads to a
+# project with the default set.
+EXPECTED_VERSIONS = sorted(f"{name}.{fmt}" for name in PRESET_NAMES for fmt in DEFAULT_FORMATS)
+# An object's extension says its format: `auto` is JPEG or PNG.
+FORMAT_OF_EXTENSION = {"jpg": "auto", "png": "auto", "webp": "webp", "avif": "avif"}
+
+
 def _postgres(
     product: FaultProduct, image_ids: list[str]
 ) -> dict[str, tuple[str, str | None, dict[str, str]]]:
-    """Each image's state, error code, and version name -> key."""
+    """Each image's state, error code, and `name.format` -> key."""
     engine = create_engine(product.settings.database_url)
     try:
         with engine.connect() as connection:
@@ -126,15 +133,15 @@ def _postgres(
                 select(Image.id, Image.state, Image.error_code).where(Image.id.in_(image_ids))
             ).all()
             versions = connection.execute(
-                select(Version.image_id, Version.name, Version.key).where(
+                select(Version.image_id, Version.name, Version.format, Version.key).where(
                     Version.image_id.in_(image_ids)
                 )
             ).all()
     finally:
         engine.dispose()
     keys: dict[str, dict[str, str]] = defaultdict(dict)
-    for image_id, name, key in versions:
-        keys[str(image_id)][name] = key
+    for image_id, name, image_format, key in versions:
+        keys[str(image_id)][f"{name}.{image_format}"] = key
     return {str(i): (state, code, keys.get(str(i), {})) for i, state, code in images}
 
 
@@ -152,7 +159,8 @@ async def _outcomes(client: Client, image_ids: list[str]) -> dict[str, Outcome]:
                 cause = error.cause
                 code = cause.type if isinstance(cause, ApplicationError) else None
                 return image_id, Outcome("error", code or "")
-        return image_id, Outcome(result.state, frozenset(v.key for v in result.versions))
+        written = [k for v in result.versions for k in (v, *v.more_formats)]
+        return image_id, Outcome(result.state, frozenset(k.key for k in written))
 
     async with asyncio.timeout(300):
         return dict(await asyncio.gather(*(one(image_id) for image_id in image_ids)))
@@ -184,7 +192,9 @@ def _objects(
     for page in storage.list_pages(prefix, 1000):
         for key, _ in page:
             _, image_id, name = key.split("/", 2)
-            found[(image_id, name.rsplit("-", 2)[0])].append(key)
+            stem, extension = name.rsplit(".", 1)
+            version = f"{stem.rsplit('-', 2)[0]}.{FORMAT_OF_EXTENSION.get(extension, extension)}"
+            found[(image_id, version)].append(key)
     problems = [
         f"orphan {key}"
         for (image_id, version), keys in found.items()
