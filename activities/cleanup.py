@@ -17,8 +17,10 @@ activity heartbeats. Only objects older than the threshold are considered (by th
   workflow could not delete.
 - Multipart uploads never completed nor aborted, anywhere in the bucket.
 - Derivatives in `pending_objects` (see `activities.version_records`): written by an
-  attempt that was refused or crashed before its row, superseded by a newer fence, or
-  left by a failed image. They are found in Postgres, not by listing the bucket.
+  attempt that was refused or crashed before its row, or left by a failed image, once
+  older than the threshold; superseded by a newer row or a removed preset, once their
+  `delete_after` is past (links to them handed out before the commit have expired by
+  then). They are found in Postgres, not by listing the bucket.
 
 Keys that do not have exactly these shapes are left alone.
 """
@@ -30,7 +32,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
@@ -122,11 +124,10 @@ class CleanupActivities:
     @activity.defn(name=SWEEP_PENDING_OBJECTS_ACTIVITY)
     @classify_errors
     def sweep_pending_objects(self, request: SweepInput) -> SweepResult:
-        """Delete old pending derivatives that no version row points at."""
+        """Delete pending derivatives that are due and that no version row points at."""
         result = SweepResult()
-        while (
-            batch := self._sweep_pending_batch(_cutoff(request), request.batch_size)
-        ) is not None:
+        due = pending_due(_cutoff(request), request.due_within_seconds)
+        while (batch := self._sweep_pending_batch(due, request.batch_size)) is not None:
             removed, refused = batch
             result.removed += removed
             result.failed += refused
@@ -138,8 +139,8 @@ class CleanupActivities:
         )
         return result
 
-    def _sweep_pending_batch(self, cutoff: datetime, size: int) -> tuple[int, int] | None:
-        """One batch: (deleted, refused), or None once nothing old is pending.
+    def _sweep_pending_batch(self, due: ColumnElement[bool], size: int) -> tuple[int, int] | None:
+        """One batch: (deleted, refused), or None once nothing due is pending.
 
         The rows stay locked while their objects are deleted, so a resize that commits
         meanwhile waits, then finds its key gone and is refused, never pointing at a
@@ -148,7 +149,7 @@ class CleanupActivities:
         with self._sessions.begin() as session:
             rows = session.execute(
                 select(PendingObject.key, PendingObject.image_id)
-                .where(PendingObject.created_at < cutoff)
+                .where(due)
                 .order_by(PendingObject.created_at)
                 .limit(size)
                 .with_for_update(skip_locked=True)
@@ -222,6 +223,17 @@ class CleanupActivities:
         with self._sessions() as session:
             rows = session.execute(select(Image.id, Image.state).where(Image.id.in_(image_ids)))
             return {image_id: state for image_id, state in rows}
+
+
+def pending_due(cutoff: datetime, due_within_seconds: int = 0) -> ColumnElement[bool]:
+    """Which pending objects the sweep may delete: an attempt's own (no `delete_after`) once
+    older than `cutoff`; a superseded one once its `delete_after` is past, by Postgres'
+    clock, the one that set it (plus `due_within_seconds`, to sweep as if later)."""
+    now = func.now() + timedelta(seconds=due_within_seconds)
+    return or_(
+        and_(PendingObject.delete_after.is_(None), PendingObject.created_at < cutoff),
+        PendingObject.delete_after < now,
+    )
 
 
 def _cutoff(request: SweepInput) -> datetime:

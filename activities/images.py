@@ -54,6 +54,7 @@ from core.facts import compute_facts
 from core.fencing import StaleWriteError
 from core.imaging import DecodedImage, Rendered, RenderPlan, decode_source, render_plan
 from core.inspection import ImagingError, limits_from
+from core.link_lifetime import superseded_keep
 from core.presets import Preset, legacy_preset
 from core.settings import Settings
 from core.storage import DERIVATIVE_CACHE_CONTROL, ObjectMissingError, Storage
@@ -76,7 +77,7 @@ class ImageActivities:
     ) -> None:
         self._storage = storage
         self._records = ImageRecords(sessions, hooks)
-        self._versions = VersionRecords(sessions)
+        self._versions = VersionRecords(sessions, superseded_keep(settings))
         self._settings = settings
         self._limits = limits_from(settings)
         self._render_queue = render_queue
@@ -183,6 +184,7 @@ class ImageActivities:
             raise
         # What earlier attempts of this resize may have written before they failed (an
         # outage between their write and their row): only one of the keys is in the row.
+        # The object the row named before stays for the links to it (`committed.superseded`).
         earlier = [k for k in keys[:-1] if k != committed.result.key]
         self._discard_quietly([*committed.unused, *earlier])
         return committed.result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -50,6 +51,25 @@ def mark_pending(session: Session, image_id: uuid.UUID, keys: list[str]) -> None
     if keys:
         rows = [{"key": key, "image_id": image_id} for key in keys]
         session.execute(insert(PendingObject).values(rows).on_conflict_do_nothing())
+
+
+def defer_delete(session: Session, image_id: uuid.UUID, keys: list[str], keep: timedelta) -> None:
+    """Hand objects a committed row stopped naming to the staging cleanup, due only after
+    `keep` (Postgres' clock), so links to them handed out before the commit still work.
+
+    A key already pending becomes due at the later of the two times.
+    """
+    if not keys:
+        return
+    due = func.now() + keep
+    rows = [{"key": key, "image_id": image_id, "delete_after": due} for key in keys]
+    statement = insert(PendingObject).values(rows)
+    later = func.greatest(PendingObject.delete_after, statement.excluded.delete_after)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[PendingObject.key], set_={"delete_after": later}
+        )
+    )
 
 
 class ImageRecords:

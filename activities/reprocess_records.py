@@ -3,19 +3,23 @@
 A reprocess writes only to a `done` image, and only over version rows no newer fence
 wrote. Its commit is one transaction under the image's row lock: the new rows point at the
 new objects, the rows of removed presets go, and every object no row points at any more
-goes to `pending_objects`. The caller deletes those objects only after that commit, so a
-client never gets a link to a deleted object; what a crash leaves there, the cleanup does.
+goes to `pending_objects`. An object a row named before (replaced, or its preset removed)
+is due only once every link to it handed out before the commit has expired
+(`core.link_lifetime`), and the cleanup's sweep deletes it then: a client never gets a link
+to a deleted object. The caller deletes at once only this attempt's own objects that no
+row took (never linked); what a crash leaves, the cleanup takes too.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import LockedImage, lock_image, mark_pending
+from activities.records import LockedImage, defer_delete, lock_image, mark_pending
 from activities.version_records import upsert_version
 from core.contracts import Fence, ImageState, ResizeResult
 from core.events import publish, version_event
@@ -38,15 +42,20 @@ class ImageSnapshot:
 
 @dataclass
 class ReprocessCommit:
-    """Whether the image still took it, and the objects to delete now."""
+    """Whether the image still took it; the objects written that no row took (delete them
+    now), and those the rows stopped naming (the cleanup deletes them once due)."""
 
     applied: bool
     unused: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
 
 
 class ReprocessRecords:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """`keep`: how long a superseded object outlives its commit (`core.link_lifetime`)."""
+
+    def __init__(self, sessions: sessionmaker[Session], keep: timedelta) -> None:
         self._sessions = sessions
+        self._keep = keep
 
     def snapshot(self, image_id: uuid.UUID) -> ImageSnapshot | None:
         with self._sessions() as session:
@@ -92,14 +101,18 @@ class ReprocessRecords:
             if planned_for is not None and self._presets_changed(session, image, planned_for):
                 # A late attempt planned for older presets: the newer walk decides.
                 return ReprocessCommit(False, [w.key for w in written])
-            unused = [self._apply(session, image_id, w, fence) for w in written]
-            unused.extend(self._remove(session, image_id, v, fence) for v in removed)
-            dropped = [key for key in unused if key]
-            mark_pending(session, image_id, dropped)
+            outcomes = [self._apply(session, image_id, w, fence) for w in written]
+            unused = [w.key for w, (took, _) in zip(written, outcomes, strict=True) if not took]
+            superseded = [before for _, before in outcomes if before]
+            superseded.extend(
+                gone for v in removed if (gone := self._remove(session, image_id, v, fence))
+            )
+            mark_pending(session, image_id, unused)
+            defer_delete(session, image_id, superseded, self._keep)
             for w in written:
-                if w.key not in dropped and (w.version, w.format) in announced:
+                if w.key not in unused and (w.version, w.format) in announced:
                     publish(session, _event(image_id, image.project_id, w))
-        return ReprocessCommit(True, dropped)
+        return ReprocessCommit(True, unused, superseded)
 
     @staticmethod
     def _presets_changed(session: Session, image: LockedImage, planned_for: int) -> bool:
@@ -112,8 +125,9 @@ class ReprocessRecords:
 
     def _apply(
         self, session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
-    ) -> str | None:
-        """Point the row at `written.key`; answer the key nothing points at afterwards."""
+    ) -> tuple[bool, str | None]:
+        """Point the row at `written.key`; answer whether the row names it now, and the key
+        the row stopped naming (if any)."""
         before = session.execute(
             select(Version.key, Version.fence_token)
             .where(
@@ -124,12 +138,12 @@ class ReprocessRecords:
             .with_for_update()
         ).one_or_none()
         if before is not None and before.fence_token > fence.token:
-            return written.key  # a newer write won: ours is unused
+            return False, None  # a newer write won: ours is unused
         if before is not None and before.key == written.key:
-            return None  # an earlier attempt of this one committed it already
+            return True, None  # an earlier attempt of this one committed it already
         upsert_version(session, image_id, written, fence)
         session.execute(delete(PendingObject).where(PendingObject.key == written.key))
-        return before.key if before is not None else None
+        return True, before.key if before is not None else None
 
     def _remove(
         self, session: Session, image_id: uuid.UUID, version: StoredVersion, fence: Fence

@@ -3,8 +3,9 @@ project's current presets (one download, one decode), and report progress.
 
 `reprocess_image` renders only what is missing or outdated (`core.reprocess_plan`), from
 one decode of the sealed original, writes each object under a key of this attempt's own
-(`version_key_for`: the fence and the attempt), then commits every row in one transaction
-and only then deletes the objects the old rows pointed at (`activities.reprocess_records`).
+(`version_key_for`: the fence and the attempt), then commits every row in one transaction.
+The objects the old rows pointed at stay until every link to them handed out before the
+commit has expired; the staging cleanup deletes them then (`activities.reprocess_records`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from core.contracts import ImageState, ResizeResult, version_key_for
 from core.events import publish
 from core.imaging import DecodedImage, Rendered, decode_source
 from core.inspection import limits_from
+from core.link_lifetime import superseded_keep
 from core.models import Image
 from core.presets import Preset, geometry
 from core.reprocess_contracts import (
@@ -60,7 +62,7 @@ class ReprocessActivities:
         self._storage = storage
         self._hooks = hooks or WebhookOutbox(sessions, None)
         self._sessions = sessions
-        self._records = ReprocessRecords(sessions)
+        self._records = ReprocessRecords(sessions, superseded_keep(settings))
         self._settings = settings
         self._limits = limits_from(settings)
 
@@ -166,7 +168,8 @@ class ReprocessActivities:
         return stored_result(preset, key, rendered)
 
     def _delete(self, keys: list[str]) -> None:
-        """Objects no row points at any more, after the commit; the cleanup takes any left."""
+        """This attempt's objects no row took (never linked), after the commit; the cleanup
+        takes any left."""
         try:
             for key in keys:
                 self._storage.delete(key)

@@ -8,7 +8,8 @@ attempt), in three steps:
 2. It writes the object.
 3. `commit`: if still allowed, point the version row at the key and take the key out of
    `pending_objects`, in one transaction that also publishes the version event. The key the
-   row pointed at before (an older fence's) goes to `pending_objects`, to be deleted.
+   row pointed at before (an older fence's) goes to `pending_objects`, due only once every
+   link to it handed out before the commit has expired (`core.link_lifetime`).
 
 Whatever stays in `pending_objects` (a refused or crashed attempt, a superseded object) is
 deleted by the staging cleanup, so a crash between two steps leaves nothing for good.
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import lock_image, mark_pending
+from activities.records import defer_delete, lock_image
 from core.contracts import Fence, ImageState, ResizeResult
 from core.events import publish, version_event
 from core.fencing import (
@@ -38,10 +40,13 @@ from core.models import Image, PendingObject, Version
 
 @dataclass
 class Committed:
-    """The version as the row now says, and objects nothing points at any more."""
+    """The version as the row now says; `unused`: this attempt's object when another
+    attempt's row stood (never linked: delete it now); `superseded`: the object the row
+    named before, left to the staging cleanup until links to it have expired."""
 
     result: ResizeResult
     unused: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,11 @@ class Recorded:
 
 
 class VersionRecords:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """`keep`: how long a superseded object outlives its commit (`core.link_lifetime`)."""
+
+    def __init__(self, sessions: sessionmaker[Session], keep: timedelta) -> None:
         self._sessions = sessions
+        self._keep = keep
 
     def claim(self, image_id: uuid.UUID, key: str, fence: Fence) -> None:
         """Note `key` as about to be written, or raise StaleWriteError.
@@ -103,7 +111,7 @@ class VersionRecords:
             upsert_version(session, image_id, written, fence)
             before = existing.result.key if existing else written.key
             superseded = [before] if before != written.key else []
-            mark_pending(session, image_id, superseded)
+            defer_delete(session, image_id, superseded, self._keep)
             # One event per version, for the format the listing links: the other formats
             # of it are in `GET /images/{id}`.
             if announce:
@@ -116,7 +124,7 @@ class VersionRecords:
                     written.height,
                 )
                 publish(session, event)
-        return Committed(written, superseded)
+        return Committed(written, superseded=superseded)
 
     def forget(self, keys: list[str]) -> None:
         """These objects are deleted: the staging cleanup need not look for them."""

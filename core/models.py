@@ -148,11 +148,18 @@ class PendingObject(Base):
     """
 
     __tablename__ = "pending_objects"
-    __table_args__ = (Index("ix_pending_objects_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_pending_objects_created_at", "created_at"),
+        Index("ix_pending_objects_delete_after", "delete_after"),
+    )
 
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     image_id: Mapped[uuid.UUID]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Set for an object a committed row stopped naming (superseded, or its preset removed):
+    # links to it may be out until then (`core.link_lifetime`). NULL for an attempt's own
+    # object, never linked, which the sweep takes once older than its threshold.
+    delete_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProjectPresets(Base):

@@ -11,7 +11,7 @@ project, so no edit of it opens another.
 
 Expiries are rounded up to windows of `LINK_EXPIRY_SECONDS / 4`, so that a listing read
 twice within a window gives the same URLs (cacheable), and every link lives at least
-`LINK_EXPIRY_SECONDS`.
+`LINK_EXPIRY_SECONDS` (`core.link_lifetime`; the workers keep a replaced object that long).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 from api.errors import ApiErrorCode, ForbiddenError
+from core.link_lifetime import link_window_seconds
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class LinkSigner:
     def __init__(self, key: bytes, expiry_seconds: int) -> None:
         self._key = key
         self.expiry_seconds = expiry_seconds
-        self.window_seconds = max(1, expiry_seconds // 4)
+        self.window_seconds = link_window_seconds(expiry_seconds)
 
     def expiry(self, now: float | None = None) -> int:
         """The end of the window that holds `now + expiry_seconds`."""

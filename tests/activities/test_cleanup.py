@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.cleanup import CleanupActivities
+from api.status.links import LinkSigner
 from core.contracts import (
     ORIGINALS_PREFIX,
     WORKING_PREFIX,
@@ -26,6 +27,12 @@ from core.contracts import (
     SweepResult,
     original_key_for,
     working_key_for,
+)
+from core.link_lifetime import (
+    SUPERSEDED_MARGIN_SECONDS,
+    link_window_seconds,
+    longest_link_seconds,
+    superseded_keep,
 )
 from core.models import Image, PendingObject, Version
 from core.settings import Settings
@@ -182,3 +189,63 @@ def test_pending_objects_no_row_points_at_are_deleted(
     with sessions() as session:
         left = session.scalars(select(PendingObject.key).where(PendingObject.image_id == image_id))
         assert set(left) == {fresh}
+
+
+def test_superseded_objects_wait_for_their_due_time(
+    bucket: Storage, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """An object a row stopped naming goes once its `delete_after` is past, however old
+    the row; the sweep's `due_within_seconds` runs it as if later. A key a row names again
+    is only forgotten."""
+    image_id = uuid.uuid4()
+    add_image(sessions, image_id, ImageState.DONE)
+    overdue, due_soon, due_later, named = (
+        put(bucket, f"{PROJECT_ID}/{image_id}/thumb-{n}-1.jpg") for n in (1, 2, 3, 4)
+    )
+    now, long_ago = datetime.now(UTC), datetime.now(UTC) - timedelta(days=2)
+    due_at = {
+        overdue: now - timedelta(seconds=5),
+        due_soon: now + timedelta(minutes=10),
+        due_later: now + timedelta(hours=3),
+        named: now - timedelta(seconds=5),
+    }
+    with sessions.begin() as session:
+        session.add(
+            Version(
+                image_id=image_id, name="thumb", key=named, width=1, height=1, bytes=7,
+                content_type="image/jpeg",
+            )
+        )  # fmt: skip
+        for key, due in due_at.items():
+            session.add(
+                PendingObject(key=key, image_id=image_id, created_at=long_ago, delete_after=due)
+            )
+    activities = CleanupActivities(bucket, sessions, settings)
+
+    def sweep(due_within_seconds: int) -> set[str]:
+        request = SweepInput(3600, 1000, due_within_seconds)
+        ActivityEnvironment().run(activities.sweep_pending_objects, request)
+        with sessions() as session:
+            query = select(PendingObject.key).where(PendingObject.image_id == image_id)
+            return set(session.scalars(query))
+
+    # Old rows, but not yet due: the age threshold is not what decides for them.
+    assert sweep(0) == {due_soon, due_later}
+    assert keys_in(bucket) == {named, due_soon, due_later}
+    assert sweep(3600) == {due_later}
+    assert keys_in(bucket) == {named, due_later}
+    assert sweep(4 * 3600) == set()
+    assert keys_in(bucket) == {named}
+    assert sweep(4 * 3600) == set()  # again: harmless
+
+
+def test_superseded_objects_outlive_every_link(settings: Settings) -> None:
+    """The due time is past the expiry of any link the API signs, whatever the moment."""
+    for expiry in (60, 61, 3600, 7 * 24 * 3600):
+        keep = superseded_keep(settings.model_copy(update={"link_expiry_seconds": expiry}))
+        signer = LinkSigner(b"k" * 32, expiry)
+        assert signer.window_seconds == link_window_seconds(expiry)
+        for now in (1_700_000_000.0, 1_700_000_000.5, 1_700_000_001.0, time.time()):
+            link_lives = signer.expiry(now) - now
+            assert expiry <= link_lives <= longest_link_seconds(expiry)
+            assert keep.total_seconds() >= link_lives + SUPERSEDED_MARGIN_SECONDS

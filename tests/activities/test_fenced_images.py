@@ -10,12 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
 from activities.version_records import VersionRecords
 from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
 from activities.working_copies import WorkingCopies
-from core.contracts import ErrorCode
+from core.contracts import ErrorCode, SweepInput
+from core.link_lifetime import superseded_keep
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.presets import PRESETS
 from core.settings import Settings
@@ -26,6 +29,11 @@ from tests.activities.fenced import RESET_RUN, World, events, fence
 from tests.factories import jpeg_bytes
 
 PROJECT_ID = 33
+
+
+def read(storage: Storage, key: str) -> bytes:
+    body: bytes = storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"].read()
+    return body
 
 
 def superseded(error: pytest.ExceptionInfo[ApplicationError]) -> bool:
@@ -148,9 +156,10 @@ def test_another_attempt_of_the_same_resize_answers_with_the_first_row(
     assert seen == []
 
 
-def test_a_newer_resize_replaces_the_row_and_drops_the_older_object(
+def test_a_newer_resize_replaces_the_row_and_defers_the_older_object(
     world: World, settings: Settings
 ) -> None:
+    """The older object stays for links handed out before (the sweep deletes it once due)."""
     world.prepare(fence())
     older = world.resize("thumb", fence())
     world.prepare(fence(), ["thumb"])  # prepared again, say after a lost copy
@@ -161,7 +170,8 @@ def test_a_newer_resize_replaces_the_row_and_drops_the_older_object(
     assert newer.key != older.key
     snapshot = world.snapshot()
     assert [v["key"] for v in snapshot.versions] == [newer.key]
-    assert list(snapshot.objects) == [newer.key]
+    assert set(snapshot.objects) == {newer.key, older.key}
+    assert snapshot.pending == [older.key]
     assert [(e["type"], e["key"]) for e in seen] == [("version", newer.key)]
 
 
@@ -238,6 +248,8 @@ def test_a_repeated_finish_or_fail_announces_nothing_again(
 def test_a_reset_is_the_one_way_back(world: World, settings: Settings) -> None:
     world.process()
     old_keys = set(world.snapshot().objects)
+    # A client read the listing before the reset: its links name the first run's objects.
+    old_bytes = {key: read(world.storage, key) for key in old_keys}
 
     with events(settings.database_url, world.image_id) as seen:
         world.prepare(fence(RESET_RUN))
@@ -251,9 +263,19 @@ def test_a_reset_is_the_one_way_back(world: World, settings: Settings) -> None:
     assert snapshot.image["state"] == "done"
     assert snapshot.image["fence_run_id"] == RESET_RUN
     assert len(snapshot.versions) == len(PRESETS)
-    assert set(snapshot.objects) == {v["key"] for v in snapshot.versions}
-    assert not old_keys & set(snapshot.objects)  # the first run's objects were replaced
-    assert snapshot.pending == []  # deleted at once: nothing is left for the sweep
+    current = {v["key"] for v in snapshot.versions}
+    assert not old_keys & current  # the first run's objects were replaced in the rows
+    # ...but stay, for the links handed out before, until the sweep finds them due.
+    assert set(snapshot.objects) == current | old_keys
+    assert set(snapshot.pending) == old_keys
+    assert {key: read(world.storage, key) for key in old_keys} == old_bytes
+    sweeps = CleanupActivities(world.storage, world.sessions, settings)
+    keep = int(superseded_keep(settings).total_seconds())
+    ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(3600, 1000, keep - 60))
+    assert set(world.snapshot().objects) == current | old_keys  # not due yet
+    ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(3600, 1000, keep + 1))
+    after = world.snapshot()
+    assert (set(after.objects), after.pending) == (current, [])
 
 
 def test_discard_keeps_a_source_that_a_newer_run_uses(world: World) -> None:
@@ -307,12 +329,14 @@ def test_webhooks_hear_of_an_outcome_once_and_never_of_a_late_attempt(
     assert len(starter.started) == 1
 
 
-def test_a_retry_deletes_what_an_earlier_attempt_wrote_before_it_failed(world: World) -> None:
+def test_a_retry_deletes_what_an_earlier_attempt_wrote_before_it_failed(
+    world: World, settings: Settings
+) -> None:
     """Attempt 1 wrote its object, then lost Postgres before its row: attempt 2 cleans up."""
     world.prepare(fence())
     resized_under = fence()
     first_key = f"{PROJECT_ID}/{world.image_id}/thumb-{resized_under.token}-1.jpg"
-    versions = VersionRecords(world.sessions)
+    versions = VersionRecords(world.sessions, superseded_keep(settings))
     versions.claim(world.image_id, first_key, resized_under)
     world.storage.put_bytes(first_key, b"half done", "image/jpeg", "public")
 

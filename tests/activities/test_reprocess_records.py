@@ -1,21 +1,25 @@
 """A reprocess commit is fenced by the preset version its plan was made for: a late
-attempt planned under older presets changes nothing once newer ones are stored."""
+attempt planned under older presets changes nothing once newer ones are stored. The
+objects a commit replaces or removes are not deleted then: they are due once links to them
+have expired."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.reprocess_records import ReprocessRecords
 from core.contracts import Fence, ResizeResult
-from core.models import Image, Version
+from core.models import Image, PendingObject, Version
 from core.preset_sets import store_presets
 from core.presets import default_presets
 
 PROJECT = 9_100_017
+KEEP = timedelta(hours=1)
 
 
 def _done_image(sessions: sessionmaker[Session]) -> uuid.UUID:
@@ -38,7 +42,7 @@ def _versions(sessions: sessionmaker[Session], image_id: uuid.UUID) -> list[str]
 
 
 def test_a_commit_planned_for_older_presets_is_refused(sessions: sessionmaker[Session]) -> None:
-    records, image_id = ReprocessRecords(sessions), _done_image(sessions)
+    records, image_id = ReprocessRecords(sessions, KEEP), _done_image(sessions)
     planned = records.snapshot(image_id)
     assert planned is not None
     with sessions.begin() as session:
@@ -54,3 +58,47 @@ def test_a_commit_planned_for_older_presets_is_refused(sessions: sessionmaker[Se
     assert current is not None and current.presets_version > planned.presets_version
     on_time = records.commit(image_id, written, [], fence, planned_for=current.presets_version)
     assert on_time.applied and _versions(sessions, image_id) == [written[0].key]
+
+
+def _thumb(image_id: uuid.UUID, token: int, width: int) -> ResizeResult:
+    key = f"{PROJECT}/{image_id}/thumb-{token}-1.jpg"
+    return ResizeResult("thumb", key, width, width * 2 // 3, 9, "image/jpeg", "auto", f"{width}")
+
+
+def _pending(sessions: sessionmaker[Session], image_id: uuid.UUID) -> dict[str, datetime | None]:
+    with sessions() as session:
+        rows = session.execute(
+            select(PendingObject.key, PendingObject.delete_after).where(
+                PendingObject.image_id == image_id
+            )
+        )
+        return {key: due for key, due in rows}
+
+
+def test_replaced_and_removed_objects_are_due_only_after_the_links(
+    sessions: sessionmaker[Session],
+) -> None:
+    records, image_id = ReprocessRecords(sessions, KEEP), _done_image(sessions)
+    first = Fence(time.time_ns(), "run-a")
+    thumb = _thumb(image_id, 1, 150)
+    square = _written(image_id)[0]
+    records.claim(image_id, [thumb.key, square.key])
+    assert records.commit(image_id, [thumb, square], [], first).superseded == []
+    snapshot = records.snapshot(image_id)
+    assert snapshot is not None
+    [stored_square] = [v for v in snapshot.stored if v.name == "square_400"]
+
+    # Thumb rendered again (a new box), square_400 removed from the presets.
+    again = _thumb(image_id, 2, 200)
+    records.claim(image_id, [again.key])
+    before = datetime.now(UTC)
+    commit = records.commit(image_id, [again], [stored_square], Fence(time.time_ns(), "run-a"))
+
+    assert commit.applied and commit.unused == []
+    assert sorted(commit.superseded) == sorted([thumb.key, square.key])
+    assert _versions(sessions, image_id) == [again.key]
+    pending = _pending(sessions, image_id)
+    assert set(pending) == {thumb.key, square.key}  # the new key was taken out
+    for due in pending.values():
+        assert due is not None and before + KEEP - timedelta(seconds=5) < due
+        assert due < datetime.now(UTC) + KEEP + timedelta(seconds=5)
