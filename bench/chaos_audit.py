@@ -30,6 +30,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.cleanup import CleanupActivities
 from bench.chaos_events import EventFollower
 from core.contracts import PREPARE_ACTIVITY, SweepInput, workflow_id_for
+from core.link_lifetime import superseded_keep
 from core.models import Image, PendingObject, Version
 from core.presets import DEFAULT_FORMATS, PRESET_NAMES
 from core.storage import Storage
@@ -56,7 +57,9 @@ class Audit:
     bad_rows: list[str] = field(default_factory=list)
     bad_objects: list[str] = field(default_factory=list)
     # Left by attempts killed between writing an object and its row, or refused by an
-    # outage: in `pending_objects`, which the staging cleanup's sweep deletes.
+    # outage, and objects a newer row replaced (kept for the links handed out before):
+    # in `pending_objects`, which the staging cleanup's sweep deletes (the replaced ones
+    # once due; the audit sweeps as if they were).
     orphan_objects_before_sweep: int = 0
     pending_rows_before_sweep: int = 0
     backward_events: list[tuple[str, str, str]] = field(default_factory=list)
@@ -167,14 +170,16 @@ async def _outcomes(client: Client, image_ids: list[str]) -> dict[str, Outcome]:
 
 
 def _sweep(product: FaultProduct) -> int:
-    """Run the staging cleanup's pending sweep; answer how many rows it found."""
+    """Run the staging cleanup's pending sweep as if once every superseded object is due
+    (they are kept for the links handed out before); answer how many rows it found."""
     engine = create_engine(product.settings.database_url)
     try:
         with engine.connect() as connection:
             pending = connection.scalar(select(func.count()).select_from(PendingObject)) or 0
         storage = Storage.from_settings(product.settings)
         sweeps = CleanupActivities(storage, sessionmaker(engine), product.settings)
-        ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(0))
+        every_due = int(superseded_keep(product.settings).total_seconds()) + 60
+        ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(0, 1000, every_due))
     finally:
         engine.dispose()
     return pending

@@ -1,19 +1,28 @@
 """Reprocessing on the real stack: a preset added, a preset changed, pause and resume, a
-second run that changes nothing, and one image alone; the spec's shapes stay the same."""
+second run that changes nothing, and one image alone; the spec's shapes stay the same. A
+link handed out before a change serves the old bytes until it expires; the cleanup's sweep
+deletes the replaced objects once due."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import websockets
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.testing import ActivityEnvironment
 
-from core.models import Image, Version
+from activities.cleanup import CleanupActivities
+from core.contracts import SweepInput
+from core.models import Image, PendingObject, Version
+from core.settings import Settings
 from core.storage import Storage
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import upload, wait_until_final
@@ -81,8 +90,37 @@ def objects(storage: Storage, project_id: int) -> set[str]:
     return {key for page in storage.list_pages(f"{project_id}/", 1000) for key, _ in page}
 
 
+async def fetch(url: str) -> httpx.Response:
+    """What a client gets for a listing's link: a 307 to a presign, followed."""
+    async with httpx.AsyncClient(follow_redirects=True) as client:
+        return await client.get(url)
+
+
+def link_expiry(url: str) -> int:
+    """The expiry a `/links/<payload>.<mac>` URL carries (api/status/links.py)."""
+    payload = url.rsplit("/", 1)[1].split(".", 1)[0]
+    return int(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).split(b"\n")[0])
+
+
+def due_times(sessions: sessionmaker[Session], keys: set[str]) -> tuple[list[datetime], datetime]:
+    """The pending rows' due times for `keys`, and Postgres' clock (the one they use)."""
+    with sessions() as session:
+        due = session.scalars(select(PendingObject.delete_after).where(PendingObject.key.in_(keys)))
+        times = [d for d in due if d is not None]
+        return times, session.scalar(select(func.now())) or datetime.now(UTC)
+
+
+def sweep(
+    storage: Storage, sessions: sessionmaker[Session], settings: Settings, ahead: int
+) -> None:
+    """The cleanup's pending sweep as if `ahead` seconds later (claims of running attempts,
+    younger than an hour, are left alone as the schedule would)."""
+    activities = CleanupActivities(storage, sessions, settings)
+    ActivityEnvironment().run(activities.sweep_pending_objects, SweepInput(3600, 1000, ahead))
+
+
 async def test_presets_added_and_changed_reach_every_image(
-    product: Product, sessions: sessionmaker[Session], storage: Storage
+    product: Product, sessions: sessionmaker[Session], storage: Storage, settings: Settings
 ) -> None:
     project_id = product.new_project_id()
     async with product.client() as client:
@@ -94,6 +132,10 @@ async def test_presets_added_and_changed_reach_every_image(
         squares = [r for r in rows(sessions, project_id) if r.name == "square_400"]
         assert len(squares) == IMAGES and {r.format for r in squares} == {"webp"}
         old_thumbs = {r.key for r in rows(sessions, project_id) if r.name == "thumb"}
+        # A client read the listing before the change: a link to a 150x120 thumb.
+        before = (await client.get(f"/projects/{project_id}/images")).json()
+        old_link = before["images"][0]["versions"]["thumb"]
+        old_bytes = (await fetch(old_link)).content
 
         thumb = {**SPEC[0], "width": 200, "height": 160}
         await put_presets(client, project_id, [thumb, *SPEC[1:], SQUARE])
@@ -102,11 +144,23 @@ async def test_presets_added_and_changed_reach_every_image(
         current = rows(sessions, project_id)
         thumbs = [r for r in current if r.name == "thumb"]
         assert len(thumbs) == 2 * IMAGES and {r.width for r in thumbs} == {200}
-        # Old objects are gone; every object in the bucket is one a row names.
+        assert len(current) == IMAGES * 9  # 4 presets x (auto, webp) + square_400 webp
+        # The link from before still serves the old bytes: the old objects are kept, due
+        # only after every link handed out before the commit has expired.
+        assert (await fetch(old_link)).content == old_bytes
+        assert objects(storage, project_id) == {r.key for r in current} | old_thumbs
+        due, db_now = due_times(sessions, old_thumbs)
+        assert len(due) == len(old_thumbs)
+        assert link_expiry(old_link) < min(due).timestamp()
+        # The sweep at the link's expiry leaves them; once they are due, it deletes them,
+        # and every object in the bucket is one a row names.
+        sweep(storage, sessions, settings, math.floor(link_expiry(old_link) - time.time()))
+        assert (await fetch(old_link)).content == old_bytes
+        sweep(storage, sessions, settings, math.ceil((max(due) - db_now).total_seconds()) + 1)
         stored = objects(storage, project_id)
         assert not old_thumbs & stored
         assert stored == {r.key for r in current}
-        assert len(current) == IMAGES * 9  # 4 presets x (auto, webp) + square_400 webp
+        assert (await fetch(old_link)).status_code == 404
 
         again = await client.post(f"/projects/{project_id}/reprocess")
         assert again.status_code == 202, again.text

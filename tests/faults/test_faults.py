@@ -22,6 +22,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.cleanup import CleanupActivities
 from core.contracts import SweepInput
+from core.link_lifetime import superseded_keep
 from core.models import Image, Version
 from core.presets import DEFAULT_FORMATS, PRESET_NAMES
 from core.storage import Storage
@@ -89,7 +90,10 @@ def assert_exactly_once(product: FaultProduct, project_id: int, image_ids: list[
         sweeps = CleanupActivities(
             Storage.from_settings(product.settings), sessionmaker(engine), product.settings
         )
-        ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(0))
+        # As the cleanup does once every superseded object is due (they are kept for the
+        # links handed out before them).
+        every_due = int(superseded_keep(product.settings).total_seconds()) + 60
+        ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(0, 1000, every_due))
     finally:
         engine.dispose()
     assert states(product, project_id) == {"done": len(image_ids)}

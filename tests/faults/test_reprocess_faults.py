@@ -18,7 +18,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.cleanup import CleanupActivities
 from core.contracts import SweepInput
-from core.models import Image, Version
+from core.link_lifetime import superseded_keep
+from core.models import Image, PendingObject, Version
 from core.storage import Storage
 from tests.api.conftest import serve
 from tests.e2e.helpers import upload
@@ -80,9 +81,11 @@ async def test_kill_9_every_worker_mid_reprocess(fault_product: FaultProduct) ->
 def assert_current_and_no_orphans(
     product: FaultProduct, project_id: int, image_ids: list[str]
 ) -> None:
-    """One row per (image, preset, format), each pointing at an object, and after the
-    cleanup's sweep of pending objects, no other object of the project."""
+    """One row per (image, preset, format), each pointing at an object; every other object
+    of the project is in `pending_objects` (the replaced ones kept for old links), and after
+    the cleanup's sweep of pending objects once they are due, there is none."""
     engine = create_engine(product.settings.database_url)
+    storage = Storage.from_settings(product.settings)
     try:
         with engine.connect() as connection:
             rows = connection.execute(
@@ -90,9 +93,16 @@ def assert_current_and_no_orphans(
                 .join(Image)
                 .where(Image.project_id == project_id)
             ).all()
-        storage = Storage.from_settings(product.settings)
+            pending = set(connection.scalars(select(PendingObject.key)))
+        unnamed = {key for key, _ in _all_objects(storage, f"{project_id}/")} - {
+            row.key for row in rows
+        }
+        assert unnamed and unnamed <= pending  # the old 150x120 thumbs, at least
         sweeps = CleanupActivities(storage, sessionmaker(engine), product.settings)
-        ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(0))
+        # As the cleanup does once every superseded object is due (they are kept for the
+        # links handed out before them).
+        every_due = int(superseded_keep(product.settings).total_seconds()) + 60
+        ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(0, 1000, every_due))
     finally:
         engine.dispose()
     per_image = Counter(str(row.image_id) for row in rows)
