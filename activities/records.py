@@ -62,7 +62,9 @@ def defer_delete(session: Session, image_id: uuid.UUID, keys: list[str], keep: t
     if not keys:
         return
     due = func.now() + keep
-    rows = [{"key": key, "image_id": image_id, "delete_after": due} for key in keys]
+    # One row per key: an upsert may not touch the same row twice in one statement.
+    unique = dict.fromkeys(keys)
+    rows = [{"key": key, "image_id": image_id, "delete_after": due} for key in unique]
     statement = insert(PendingObject).values(rows)
     later = func.greatest(PendingObject.delete_after, statement.excluded.delete_after)
     session.execute(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from activities.records import defer_delete, mark_pending
 from activities.reprocess_records import ReprocessRecords
 from core.contracts import Fence, ResizeResult
 from core.models import Image, PendingObject, Version
@@ -102,3 +103,17 @@ def test_replaced_and_removed_objects_are_due_only_after_the_links(
     for due in pending.values():
         assert due is not None and before + KEEP - timedelta(seconds=5) < due
         assert due < datetime.now(UTC) + KEEP + timedelta(seconds=5)
+
+
+def test_a_key_deferred_again_is_due_at_the_later_time(sessions: sessionmaker[Session]) -> None:
+    image_id = _done_image(sessions)
+    claimed, twice = (f"{PROJECT}/{image_id}/thumb-{n}-1.jpg" for n in (1, 2))
+    with sessions.begin() as session:
+        mark_pending(session, image_id, [claimed])
+        defer_delete(session, image_id, [twice, twice], timedelta(hours=2))
+    with sessions.begin() as session:
+        defer_delete(session, image_id, [claimed, twice], timedelta(hours=1))
+    due = _pending(sessions, image_id)
+    now = datetime.now(UTC)
+    assert now + timedelta(minutes=55) < (due[claimed] or now) < now + timedelta(minutes=65)
+    assert now + timedelta(minutes=115) < (due[twice] or now) < now + timedelta(minutes=125)
