@@ -51,6 +51,7 @@ from activities.working_copies import WorkingCopies
 from core import vips_engine
 from core.db import make_engine, make_sessionmaker
 from core.logging import configure_logging
+from core.reprocess_contracts import reprocess_queue_for
 from core.schedules import ensure_cleanup_schedule
 from core.settings import Settings, get_settings
 from core.storage import Storage
@@ -84,6 +85,8 @@ class ProcessActivities:
     copies: WorkingCopies
     # Webhook attempts: on the delivery queue, with slots of their own.
     webhooks: list[Callable[..., Any]]
+    # Reprocess runs' activities: on the reprocess queue, with slots of their own.
+    reprocess: list[Callable[..., Any]]
     beat: LivenessBeat
 
 
@@ -107,6 +110,7 @@ def build_activities(
     render_queue = render_queue_for(settings)
     hooks = WebhookOutbox(sessions, starter)
     images = ImageActivities(storage, sessions, settings, render_queue, copies, hooks)
+    reprocess = list(ReprocessActivities(storage, sessions, settings, hooks).all())
     delivery_metrics = DeliveryMetrics(metrics.registry if metrics else None)
     return ProcessActivities(
         shared=[
@@ -114,12 +118,14 @@ def build_activities(
             *UploadActivities(storage, sessions, settings, hooks).all(),
             *CleanupActivities(storage, sessions, settings).all(),
             *LivenessActivities(sessions).all(),
-            *ReprocessActivities(storage, sessions, settings, hooks).all(),
+            # Runs started before the reprocess queue existed finish here.
+            *reprocess,
         ],
         render=[images.resize],
         render_queue=render_queue,
         copies=copies,
         webhooks=list(WebhookActivities(storage, sessions, settings, delivery_metrics).all()),
+        reprocess=reprocess,
         beat=LivenessBeat(sessions, render_queue),
     )
 
@@ -168,7 +174,10 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
 def executor_threads(settings: Settings) -> int:
     """Enough threads for every queue's activity slots, so none waits for another's threads."""
     return (
-        2 * settings.worker_max_concurrent_activities + settings.webhook_max_concurrent_deliveries
+        2 * settings.worker_max_concurrent_activities
+        + settings.webhook_max_concurrent_deliveries
+        + settings.reprocess_worker_slots
+        + 1  # the reprocess run's progress report, a local activity
     )
 
 
@@ -194,6 +203,29 @@ def build_delivery_worker(
     )
 
 
+def build_reprocess_worker(
+    client: Client,
+    settings: Settings,
+    activities: Sequence[Callable[..., Any]],
+    executor: ThreadPoolExecutor,
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
+    """Reprocess runs on their own queue and slots (`REPROCESS_WORKER_SLOTS`): a project
+    rendered again, or ten at once, waits for these, never for a live upload's slot."""
+    return Worker(
+        client,
+        task_queue=reprocess_queue_for(settings.temporal_task_queue),
+        workflows=[ReprocessProjectWorkflow, ReprocessImageWorkflow],
+        activities=activities,
+        activity_executor=executor,
+        max_concurrent_activities=settings.reprocess_worker_slots,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        interceptors=interceptors,
+        workflow_runner=workflow_runner(settings),
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+    )
+
+
 @asynccontextmanager
 async def running_workers(
     client: Client,
@@ -202,7 +234,7 @@ async def running_workers(
     executor: ThreadPoolExecutor,
     interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[None]:
-    """Poll both queues, beating for the render queue; on exit stop taking new images
+    """Poll every queue, beating for the render queue; on exit stop taking new images
     first, then render what is held."""
     render = build_worker(
         client, settings, activities.render, executor, activities.render_queue, interceptors
@@ -211,10 +243,13 @@ async def running_workers(
     deliveries = build_delivery_worker(
         client, settings, activities.webhooks, executor, interceptors
     )
+    reprocess = build_reprocess_worker(
+        client, settings, activities.reprocess, executor, interceptors
+    )
     activities.beat.start()
     try:
         async with render:
-            async with shared, deliveries:
+            async with shared, deliveries, reprocess:
                 yield
             drain = min(MAX_DRAIN_SECONDS, settings.worker_graceful_shutdown_seconds / 3)
             if not await asyncio.to_thread(activities.copies.wait_until_empty, drain):

@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 from api.access.auth import AccessControl, Principal
 from api.access.guard import principal_from_state
-from api.access.rate_limit import take_upload_slot
+from api.access.rate_limit import CONTROL_COUNTER_PREFIX, take_upload_slot
 from api.errors import (
     ApiErrorCode,
     BadRequestError,
@@ -300,6 +300,24 @@ def count_upload(sessions: SessionsDep, access: AccessDep, principal: PrincipalD
 
 
 UploadQuotaDep = Annotated[None, Depends(count_upload)]
+
+
+def count_control_action(sessions: SessionsDep, access: AccessDep, principal: PrincipalDep) -> None:
+    """Spend one of the key's control actions this minute (presets, reprocessing, retries,
+    webhooks); 429 with Retry-After when none is left."""
+    limit = access.control_rate_limit_per_minute
+    if limit == 0 or principal.key_id is None:
+        return
+    counter = f"{CONTROL_COUNTER_PREFIX}{principal.key_id}"
+    retry_after = take_upload_slot(sessions, counter, limit)
+    if retry_after is not None:
+        raise RateLimitedError(
+            f"at most {limit} control actions per minute for this key",
+            retry_after_seconds=retry_after,
+        )
+
+
+ControlQuotaDep = Depends(count_control_action)
 
 
 async def hold_upload_slot(slots: UploadSlotsDep, principal: PrincipalDep) -> AsyncIterator[None]:

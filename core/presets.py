@@ -86,8 +86,10 @@ PRESETS: tuple[Preset, ...] = (
 )
 
 PRESET_NAMES: tuple[str, ...] = tuple(p.name for p in PRESETS)
-# Formats of the default set (docs/benchmarks.md, "Output formats", says why these).
-DEFAULT_FORMATS: tuple[str, ...] = (OutputFormat.AUTO.value, OutputFormat.WEBP.value)
+# Formats of the default set: `auto` only. WebP costs 8-9x a JPEG encode at the two large
+# sizes for 13-21% fewer bytes, which halves what two cores can serve (docs/benchmarks.md,
+# "Output formats" and "API soak"); a project opts in through its presets.
+DEFAULT_FORMATS: tuple[str, ...] = (OutputFormat.AUTO.value,)
 
 ORIGINAL = "original"
 

@@ -26,6 +26,13 @@ CANCEL_SIGNAL = "cancel"
 PROGRESS_QUERY = "progress"
 
 
+def reprocess_queue_for(task_queue: str) -> str:
+    """Reprocess runs, and so their images, go on a queue of their own: however many
+    projects reprocess at once, they share each worker's few reprocess slots and never
+    take the slots of live uploads."""
+    return f"{task_queue}-reprocess"
+
+
 def reprocess_workflow_id(project_id: int) -> str:
     return f"reprocess-project-{project_id}"
 

@@ -122,6 +122,9 @@ class Settings(SecuritySettings):
     # live uploads keep their latency while a project is rendered again.
     reprocess_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
     reprocess_page_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    # Reprocess images one worker process renders at once, all projects together (their own
+    # task queue and slots, apart from live uploads' `WORKER_MAX_CONCURRENT_ACTIVITIES`).
+    reprocess_worker_slots: Annotated[int, Field(ge=1, le=64)] = 1
     max_upload_bytes: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
     max_megapixels: Annotated[float, Field(gt=0)] = 50.0
     max_side_px: Annotated[int, Field(ge=1)] = 16384

@@ -46,6 +46,9 @@ class SecuritySettings(BaseSettings):
     # Uploads (POST /upload_image and POST /images/) per key per minute, counted in
     # Postgres so that every API process shares one budget; 0 turns the limit off.
     upload_rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0
+    # Preset changes, reprocess and retry requests, webhook changes: each starts or steers
+    # workflows, so a key gets a budget of them (0: off).
+    control_rate_limit_per_minute: Annotated[int, Field(ge=0)] = 60
     # Direct uploads one key may stream at once, per API process; 0 turns the cap off.
     upload_concurrency_per_key: Annotated[int, Field(ge=0)] = 8
 

@@ -69,6 +69,7 @@ class AccessControl:
     ws_tokens: WsTokenSigner | None
     allowed_origins: frozenset[str]
     upload_rate_limit_per_minute: int
+    control_rate_limit_per_minute: int = 0
     open_mode: bool = False
 
     @classmethod
@@ -89,6 +90,7 @@ class AccessControl:
             signer,
             origins,
             settings.upload_rate_limit_per_minute,
+            settings.control_rate_limit_per_minute,
             open_mode=settings.auth_mode == "open",
         )
 

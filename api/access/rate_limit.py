@@ -1,4 +1,4 @@
-"""Uploads per key per minute, counted in Postgres.
+"""Uploads, and control actions, per key per minute, counted in Postgres.
 
 Every API process shares the counter, so the limit holds however many processes run (a
 counter in each process would let N processes accept N times the limit). The window is a
@@ -16,6 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.models import UploadWindow
 
 WINDOW_SECONDS = 60
+
+
+# Control actions (presets, reprocessing, retries, webhooks) count apart from uploads.
+CONTROL_COUNTER_PREFIX = "control:"
 
 
 def take_upload_slot(sessions: sessionmaker[Session], key_id: str, limit: int) -> int | None:

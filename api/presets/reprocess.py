@@ -40,6 +40,7 @@ from core.reprocess_contracts import (
     ReprocessInput,
     ReprocessProgress,
     reprocess_image_workflow_id,
+    reprocess_queue_for,
     reprocess_workflow_id,
 )
 from core.search_attributes import PROJECT_ID
@@ -78,7 +79,7 @@ class Reprocessing:
                 REPROCESS_WORKFLOW_NAME,
                 request,
                 id=workflow_id,
-                task_queue=self._settings.temporal_task_queue,
+                task_queue=reprocess_queue_for(self._settings.temporal_task_queue),
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 start_signal=PRESETS_CHANGED_SIGNAL,
                 start_signal_args=[presets_version],
@@ -138,7 +139,7 @@ class Reprocessing:
                 REPROCESS_IMAGE_WORKFLOW_NAME,
                 ReprocessImageRequest(image_id, project_id),
                 id=workflow_id,
-                task_queue=self._settings.temporal_task_queue,
+                task_queue=reprocess_queue_for(self._settings.temporal_task_queue),
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(

@@ -13,6 +13,7 @@ a retry answers `already_retrying` and does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 # Images one project retry takes up at most; the answer says how many are left.
 MAX_PROJECT_RETRIES = 500
+# Images one project retry takes up at once: each is three calls to Temporal (describe,
+# history, reset), so 500 one after another would hold the request for many seconds.
+PROJECT_RETRY_CONCURRENCY = 16
 _CLOSED_FAILED = {
     WorkflowExecutionStatus.FAILED,
     WorkflowExecutionStatus.TIMED_OUT,
@@ -104,8 +108,14 @@ class Retries:
         """Retry every failed image of the project (at most MAX_PROJECT_RETRIES); also
         answers how many failed images are left for another call."""
         images = await run_in_threadpool(self._failed, project_id)
-        retried = [await self.image(image) for image in images[:MAX_PROJECT_RETRIES]]
-        return retried, max(0, len(images) - MAX_PROJECT_RETRIES)
+        slots = asyncio.Semaphore(PROJECT_RETRY_CONCURRENCY)
+
+        async def one(image: Image) -> Retried:
+            async with slots:
+                return await self.image(image)
+
+        retried = await asyncio.gather(*(one(image) for image in images[:MAX_PROJECT_RETRIES]))
+        return list(retried), max(0, len(images) - MAX_PROJECT_RETRIES)
 
     def _failed(self, project_id: int) -> list[Image]:
         with self._sessions() as session:

@@ -11,7 +11,13 @@ import logging
 from fastapi import APIRouter, Depends
 
 from api.access.guard import GuardedRoute
-from api.deps import PresetStoreDep, ReprocessingDep, ScopedProjectDep, get_principal
+from api.deps import (
+    ControlQuotaDep,
+    PresetStoreDep,
+    ReprocessingDep,
+    ScopedProjectDep,
+    get_principal,
+)
 from api.errors import ServiceUnavailableError
 from api.presets.schemas import PresetSetIn, PresetSetPublic, preset_public
 from api.schemas import errors
@@ -44,8 +50,9 @@ async def read_presets(project_id: ScopedProjectDep, store: PresetStoreDep) -> P
 
 @router.put(
     "/{project_id}/presets",
+    dependencies=[ControlQuotaDep],
     response_model=PresetSetPublic,
-    responses=errors(400, 401, 404, 413, 422, 503),
+    responses=errors(400, 401, 404, 413, 422, 503, 429),
 )
 async def replace_presets(
     project_id: ScopedProjectDep,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends
 
 from api.access.guard import GuardedRoute
 from api.deps import (
+    ControlQuotaDep,
     PresetStoreDep,
     ReprocessingDep,
     ScopedImageDep,
@@ -34,9 +35,10 @@ router = APIRouter(
 
 @router.post(
     "/projects/{project_id}/reprocess",
+    dependencies=[ControlQuotaDep],
     status_code=202,
     response_model=ReprocessAccepted,
-    responses=errors(400, 401, 404, 409, 413, 422, 503),
+    responses=errors(400, 401, 404, 409, 413, 422, 503, 429),
 )
 async def reprocess_project(
     project_id: ScopedProjectDep,
@@ -77,9 +79,10 @@ async def read_reprocess(
 
 @router.post(
     "/images/{image_id}/reprocess",
+    dependencies=[ControlQuotaDep],
     status_code=202,
     response_model=ImageReprocessAccepted,
-    responses=errors(401, 404, 409, 503),
+    responses=errors(401, 404, 409, 503, 429),
 )
 async def reprocess_image(
     image: ScopedImageDep, reprocessing: ReprocessingDep

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from api.access.guard import GuardedRoute
-from api.deps import RetriesDep, ScopedImageDep, ScopedProjectDep, get_principal
+from api.deps import ControlQuotaDep, RetriesDep, ScopedImageDep, ScopedProjectDep, get_principal
 from api.errors import ApiErrorCode, ConflictError
 from api.recovery.retries import RetryOutcome
 from api.recovery.schemas import ProjectRetryPublic, RetryPublic, retry_public
@@ -22,9 +22,10 @@ router = APIRouter(
 
 @router.post(
     "/images/{image_id}/retry",
+    dependencies=[ControlQuotaDep],
     status_code=202,
     response_model=RetryPublic,
-    responses={200: {"model": RetryPublic}, **errors(401, 404, 409, 503)},
+    responses={200: {"model": RetryPublic}, **errors(401, 404, 409, 503, 429)},
 )
 async def retry_image(image: ScopedImageDep, retries: RetriesDep) -> RetryPublic | JSONResponse:
     """Take a failed image up again: the latest run of its workflow, reset to just before
@@ -44,9 +45,10 @@ async def retry_image(image: ScopedImageDep, retries: RetriesDep) -> RetryPublic
 
 @router.post(
     "/projects/{project_id}/retry",
+    dependencies=[ControlQuotaDep],
     status_code=202,
     response_model=ProjectRetryPublic,
-    responses=errors(401, 404, 503),
+    responses=errors(401, 404, 503, 429),
 )
 async def retry_project(project_id: ScopedProjectDep, retries: RetriesDep) -> ProjectRetryPublic:
     """Retry every image of the project in `error` for a transient reason (storage or

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access.guard import GuardedRoute
 from api.deps import (
+    ControlQuotaDep,
     DeliveryIdPath,
     ScopedProjectDep,
     WebhookDeliveriesDep,
@@ -45,7 +46,11 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 @router.post(
-    "", status_code=201, response_model=WebhookCreated, responses=_errors(400, 409, 413, 422)
+    "",
+    status_code=201,
+    response_model=WebhookCreated,
+    responses=_errors(400, 409, 413, 422, 429),
+    dependencies=[ControlQuotaDep],
 )
 def create_webhook(
     project_id: ScopedProjectDep, body: WebhookCreate, endpoints: WebhookEndpointsDep
@@ -63,7 +68,12 @@ def read_webhooks(project_id: ScopedProjectDep, endpoints: WebhookEndpointsDep) 
     return endpoints.list(project_id)
 
 
-@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=_errors(400, 413, 422))
+@router.patch(
+    "/{webhook_id}",
+    response_model=WebhookPublic,
+    responses=_errors(400, 413, 422, 429),
+    dependencies=[ControlQuotaDep],
+)
 def update_webhook(
     project_id: ScopedProjectDep,
     webhook_id: WebhookIdPath,
@@ -74,7 +84,9 @@ def update_webhook(
     return endpoints.set_enabled(project_id, webhook_id, body.enabled)
 
 
-@router.delete("/{webhook_id}", status_code=204, responses=_errors())
+@router.delete(
+    "/{webhook_id}", status_code=204, responses=_errors(429), dependencies=[ControlQuotaDep]
+)
 def delete_webhook(
     project_id: ScopedProjectDep, webhook_id: WebhookIdPath, endpoints: WebhookEndpointsDep
 ) -> Response:
@@ -83,7 +95,12 @@ def delete_webhook(
     return Response(status_code=204)
 
 
-@router.post("/{webhook_id}/rotate-secret", response_model=WebhookSecret, responses=_errors())
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    response_model=WebhookSecret,
+    responses=_errors(429),
+    dependencies=[ControlQuotaDep],
+)
 def rotate_webhook_secret(
     project_id: ScopedProjectDep, webhook_id: WebhookIdPath, endpoints: WebhookEndpointsDep
 ) -> WebhookSecret:
@@ -105,9 +122,10 @@ async def read_webhook_deliveries(
 
 @router.post(
     "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    dependencies=[ControlQuotaDep],
     status_code=202,
     response_model=DeliveryPublic,
-    responses=_errors(409, 503),
+    responses=_errors(409, 503, 429),
 )
 async def redeliver_webhook(
     project_id: ScopedProjectDep,

@@ -41,7 +41,7 @@ async def test_a_project_starts_with_the_default_set(api: httpx.AsyncClient) -> 
     assert [(p["name"], p["width"], p["height"]) for p in body["presets"]] == [
         (p["name"], p["width"], p["height"]) for p in SPEC
     ]
-    assert all(p["fit"] == "inside" and p["formats"] == ["auto", "webp"] for p in body["presets"])
+    assert all(p["fit"] == "inside" and p["formats"] == ["auto"] for p in body["presets"])
 
 
 async def test_each_put_is_a_new_version(

@@ -128,11 +128,12 @@ class KeyedProduct:
     base_urls: list[str]
     tenant_a: Tenant
     tenant_b: Tenant
-    rate_tenant: Tenant  # the only key that spends its upload budget on purpose
+    rate_tenant: Tenant  # the only key that spends its upload and control budgets on purpose
     operator_key: str  # scoped to every project
     ws_token_secret: str
     allowed_origin: str
     upload_rate_limit: int
+    control_rate_limit: int
     link_expiry_seconds: int
 
     def client(self, api: int = 0, key: str | None = None) -> httpx.AsyncClient:
@@ -159,6 +160,7 @@ def keyed_product(
         ws_token_secret=secrets.token_urlsafe(32),
         allowed_origin="http://allowed.example",
         upload_rate_limit=5,
+        control_rate_limit=30,
         link_expiry_seconds=120,
     )
     api_keys = ";".join([*(f"{t.key}:{t.project_id}" for t in tenants), f"{operator_key}:*"])
@@ -169,6 +171,7 @@ def keyed_product(
         "WS_TOKEN_SECRET": keyed.ws_token_secret,
         "WS_ALLOWED_ORIGINS": keyed.allowed_origin,
         "UPLOAD_RATE_LIMIT_PER_MINUTE": str(keyed.upload_rate_limit),
+        "CONTROL_RATE_LIMIT_PER_MINUTE": str(keyed.control_rate_limit),
         "LINK_EXPIRY_SECONDS": str(keyed.link_expiry_seconds),
     }
     logs = tmp_path_factory.mktemp("keyed-api-logs")

@@ -246,6 +246,39 @@ async def test_uploads_beyond_the_limit_answer_429_across_processes_and_store_no
         assert (await operator.post("/images/", json=link_body)).status_code == 201
 
 
+async def test_control_actions_beyond_the_limit_answer_429_across_processes(
+    keyed_product: KeyedProduct,
+) -> None:
+    tenant = keyed_product.rate_tenant
+    project = f"/projects/{tenant.project_id}"
+    presets = {"presets": [{"name": "thumb", "width": 200, "height": 160}]}
+    await wait_for_a_fresh_minute()
+    for n in range(keyed_product.control_rate_limit):  # both APIs share the budget
+        async with keyed_product.client(api=n % 2, key=tenant.key) as client:
+            assert (await client.post(f"{project}/retry")).status_code == 202
+    async with keyed_product.client(key=tenant.key) as client:
+        for method, path, body in (
+            ("PUT", f"{project}/presets", presets),
+            ("POST", f"{project}/reprocess", {"action": "start"}),
+            ("POST", f"{project}/retry", None),
+            (
+                "POST",
+                f"{project}/webhooks",
+                {"url": "https://example.com/h", "events": ["image.done"]},
+            ),
+        ):
+            refused = await client.request(method, path, json=body)
+            assert refused.status_code == 429, (path, refused.text)
+            assert refused.json()["error"]["code"] == "rate_limited"
+            assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        # Reads are not control actions, and the refused change stored nothing.
+        current = await client.get(f"{project}/presets")
+        assert current.status_code == 200 and current.json()["version"] == 0
+        assert (await client.get(f"{project}/webhooks")).json()["webhooks"] == []
+    async with keyed_product.client(key=keyed_product.operator_key) as operator:
+        assert (await operator.post(f"{project}/retry")).status_code == 202
+
+
 async def test_links_redirect_to_a_presign_for_the_set_time_made_anew_on_every_get(
     keyed_product: KeyedProduct,
 ) -> None:

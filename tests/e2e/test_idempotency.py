@@ -62,7 +62,7 @@ async def assert_one_of_everything(
 ) -> None:
     image: dict[str, Any] = await wait_until_final(client, image_id)
     assert image["state"] == "done"
-    # One row and one object per spec preset and default format (auto and webp).
+    # One row and one object per spec preset and default format.
     versions = len(PRESET_NAMES) * len(DEFAULT_FORMATS)
     assert project_counts(sessions, project_id) == (1, versions)
     assert len(objects_of(storage, image_id, project_id)) == 1 + versions

@@ -3,12 +3,14 @@ listed, and the negotiated redirect."""
 
 from __future__ import annotations
 
+import httpx
+
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import download, upload, wait_until_final
 from tests.factories import jpeg_bytes, png_with_alpha_bytes
 
 SPEC_NAMES = {"original", "thumb", "big_thumb", "big_1920", "d2500"}
-DEFAULT = [
+WITH_WEBP = [
     {"name": "thumb", "width": 150, "height": 120, "formats": ["auto", "webp"]},
     {"name": "big_thumb", "width": 700, "height": 700, "formats": ["auto", "webp"]},
     {"name": "big_1920", "width": 1920, "height": 1080, "formats": ["auto", "webp"]},
@@ -16,7 +18,16 @@ DEFAULT = [
 ]
 
 
-async def test_default_formats_are_listed_and_negotiated(product: Product) -> None:
+async def negotiated(client: httpx.AsyncClient, path: str, accept: str | None) -> str | None:
+    headers = {"Accept": accept} if accept else {}
+    response = await client.get(path, headers=headers)
+    assert response.status_code == 302, response.text
+    assert response.headers["Vary"] == "Accept"
+    served, _ = await download(response.headers["Location"])
+    return served.format
+
+
+async def test_the_default_set_makes_the_spec_versions_only(product: Product) -> None:
     project_id = product.new_project_id()
     async with product.client() as client:
         image = await wait_until_final(
@@ -25,18 +36,31 @@ async def test_default_formats_are_listed_and_negotiated(product: Product) -> No
         assert image["state"] == "done", image
         assert set(image["versions"]) == SPEC_NAMES  # the spec's shape, unchanged
         assert image["version_details"]["thumb"]["content_type"] == "image/jpeg"
+        assert {name: set(f) for name, f in image["formats"].items()} == {
+            name: {"auto"} for name in SPEC_NAMES - {"original"}
+        }
+        path = f"/images/{image['image_id']}/versions/thumb"
+        # Nothing better is stored, so a browser that takes WebP gets the JPEG.
+        assert await negotiated(client, path, "image/avif,image/webp,*/*") == "JPEG"
+
+
+async def test_webp_opted_in_is_listed_and_negotiated(product: Product) -> None:
+    project_id = product.new_project_id()
+    async with product.client() as client:
+        stored = await client.put(f"/projects/{project_id}/presets", json={"presets": WITH_WEBP})
+        assert stored.status_code == 200, stored.text
+        image = await wait_until_final(
+            client, await upload(client, project_id, "a.jpg", jpeg_bytes(800, 600))
+        )
+        assert image["state"] == "done", image
+        assert set(image["versions"]) == SPEC_NAMES
         thumb = image["formats"]["thumb"]
         assert set(thumb) == {"auto", "webp"}
         assert thumb["webp"]["content_type"] == "image/webp"
         assert thumb["webp"]["bytes"] > 0 and thumb["webp"]["width"] == 150
         path = f"/images/{image['image_id']}/versions/thumb"
         for accept, expected in (("image/webp,*/*", "WEBP"), ("*/*", "JPEG"), (None, "JPEG")):
-            headers = {"Accept": accept} if accept else {}
-            response = await client.get(path, headers=headers)
-            assert response.status_code == 302, response.text
-            assert response.headers["Vary"] == "Accept"
-            served, _ = await download(response.headers["Location"])
-            assert served.format == expected, accept
+            assert await negotiated(client, path, accept) == expected, accept
         missing = await client.get(f"/images/{image['image_id']}/versions/nope")
         assert missing.status_code == 404
         bad_name = await client.get(f"/images/{image['image_id']}/versions/{'x' * 33}")
@@ -49,7 +73,7 @@ async def test_a_projects_own_set_applies_to_its_next_upload(product: Product) -
     square |= {"gravity": "attention", "formats": ["webp", "avif"]}
     async with product.client() as client:
         stored = await client.put(
-            f"/projects/{project_id}/presets", json={"presets": [*DEFAULT, square]}
+            f"/projects/{project_id}/presets", json={"presets": [*WITH_WEBP, square]}
         )
         assert stored.status_code == 200, stored.text
         image = await wait_until_final(

@@ -17,11 +17,13 @@ import httpx
 import websockets
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.cleanup import CleanupActivities
 from core.contracts import SweepInput
 from core.models import Image, PendingObject, Version
+from core.reprocess_contracts import reprocess_queue_for
 from core.settings import Settings
 from core.storage import Storage
 from tests.e2e.conftest import Product
@@ -175,6 +177,28 @@ async def test_presets_added_and_changed_reach_every_image(
         one = (await client.get(f"/images/{ids[0]}")).json()
         assert one["version_details"]["thumb"]["width"] == 200
         assert set(one["formats"]["thumb"]) == {"auto", "webp"}
+
+
+async def task_queue_of(product: Product, workflow_id: str) -> str:
+    temporal = await Client.connect(product.temporal_address)
+    description = await temporal.get_workflow_handle(workflow_id).describe()
+    return str(description.raw_description.execution_config.task_queue.name)
+
+
+async def test_runs_and_single_images_go_on_the_reprocess_queue(
+    product: Product, settings: Settings
+) -> None:
+    """Their own queue and slots: however many projects reprocess, uploads keep theirs."""
+    project_id = product.new_project_id()
+    expected = reprocess_queue_for(settings.temporal_task_queue)
+    async with product.client() as client:
+        ids = await upload_many(client, project_id, 2)
+        await put_presets(client, project_id, [*SPEC, SQUARE])
+        assert (await finished_run(client, project_id))["images_rendered"] == 2
+        assert await task_queue_of(product, f"reprocess-project-{project_id}") == expected
+        one = await client.post(f"/images/{ids[0]}/reprocess")
+        assert one.status_code == 202, one.text
+        assert await task_queue_of(product, one.json()["workflow_id"]) == expected
 
 
 async def test_pause_resume_and_one_image(product: Product) -> None:

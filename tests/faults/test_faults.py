@@ -99,7 +99,7 @@ def assert_exactly_once(product: FaultProduct, project_id: int, image_ids: list[
     assert states(product, project_id) == {"done": len(image_ids)}
     per_image = Counter(str(image_id) for image_id, _ in versions)
     assert sorted(per_image) == sorted(image_ids)
-    # Each spec preset in each default format (auto and webp).
+    # Each spec preset in each default format.
     assert set(per_image.values()) == {len(PRESET_NAMES) * len(DEFAULT_FORMATS)}
     storage = Storage.from_settings(product.settings)
     keys = [k for k, _ in _all_objects(storage, f"{project_id}/")]
