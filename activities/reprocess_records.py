@@ -101,6 +101,10 @@ class ReprocessRecords:
             if planned_for is not None and self._presets_changed(session, image, planned_for):
                 # A late attempt planned for older presets: the newer walk decides.
                 return ReprocessCommit(False, [w.key for w in written])
+            if self._swept(session, image_id, written):
+                # The cleanup took a claim of this (very late) attempt, and may have deleted
+                # its object: link none of them; the walk's recheck renders the image again.
+                return ReprocessCommit(False, [w.key for w in written])
             outcomes = [self._apply(session, image_id, w, fence) for w in written]
             unused = [w.key for w, (took, _) in zip(written, outcomes, strict=True) if not took]
             superseded = [before for _, before in outcomes if before]
@@ -113,6 +117,21 @@ class ReprocessRecords:
                 if w.key not in unused and (w.version, w.format) in announced:
                     publish(session, _event(image_id, image.project_id, w))
         return ReprocessCommit(True, unused, superseded)
+
+    @staticmethod
+    def _swept(session: Session, image_id: uuid.UUID, written: list[ResizeResult]) -> bool:
+        """Whether a written key has neither its claim nor a row naming it (an earlier
+        commit of this attempt)."""
+        keys = {w.key for w in written}
+        if not keys:
+            return False
+        claimed = set(session.scalars(select(PendingObject.key).where(PendingObject.key.in_(keys))))
+        named = set(
+            session.scalars(
+                select(Version.key).where(Version.image_id == image_id, Version.key.in_(keys))
+            )
+        )
+        return bool(keys - claimed - named)
 
     @staticmethod
     def _presets_changed(session: Session, image: LockedImage, planned_for: int) -> bool:

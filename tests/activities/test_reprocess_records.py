@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.records import defer_delete, mark_pending
@@ -50,6 +50,7 @@ def test_a_commit_planned_for_older_presets_is_refused(sessions: sessionmaker[Se
         store_presets(session, PROJECT, default_presets())  # a newer version meanwhile
     fence = Fence(time.time_ns(), "run-a")
     written = _written(image_id)
+    records.claim(image_id, [written[0].key])
 
     late = records.commit(image_id, written, [], fence, planned_for=planned.presets_version)
 
@@ -59,6 +60,21 @@ def test_a_commit_planned_for_older_presets_is_refused(sessions: sessionmaker[Se
     assert current is not None and current.presets_version > planned.presets_version
     on_time = records.commit(image_id, written, [], fence, planned_for=current.presets_version)
     assert on_time.applied and _versions(sessions, image_id) == [written[0].key]
+
+
+def test_a_commit_whose_claim_was_swept_links_nothing(sessions: sessionmaker[Session]) -> None:
+    """An attempt late enough for the cleanup to take its claim (its object may be deleted)
+    must not link that object; the walk's recheck renders the image again."""
+    records, image_id = ReprocessRecords(sessions, KEEP), _done_image(sessions)
+    written = _written(image_id)
+    records.claim(image_id, [written[0].key])
+    with sessions.begin() as session:  # what the sweep does to an old claim
+        session.execute(delete(PendingObject).where(PendingObject.image_id == image_id))
+
+    late = records.commit(image_id, written, [], Fence(time.time_ns(), "run-a"))
+
+    assert not late.applied and late.unused == [written[0].key]
+    assert _versions(sessions, image_id) == []
 
 
 def _thumb(image_id: uuid.UUID, token: int, width: int) -> ResizeResult:
