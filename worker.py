@@ -181,44 +181,50 @@ def executor_threads(settings: Settings) -> int:
     )
 
 
-def build_delivery_worker(
-    client: Client,
-    settings: Settings,
-    activities: Sequence[Callable[..., Any]],
-    executor: ThreadPoolExecutor,
-    interceptors: Sequence[Interceptor] = (),
-) -> Worker:
-    """Webhook deliveries on their own queue and slots: a slow receiver takes one of these
-    (for its 10 s at most), never an image activity's slot or place in the queue."""
-    return Worker(
-        client,
-        task_queue=delivery_queue_for(settings.temporal_task_queue),
-        workflows=[WebhookDeliveryWorkflow],
-        activities=activities,
-        activity_executor=executor,
-        max_concurrent_activities=settings.webhook_max_concurrent_deliveries,
-        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
-        interceptors=interceptors,
-        workflow_runner=workflow_runner(settings),
+@dataclass(frozen=True)
+class SideQueue:
+    """A task queue with slots of its own, apart from the image queues'."""
+
+    name: str
+    workflows: Sequence[type]
+    slots: int
+
+
+def delivery_queue(settings: Settings) -> SideQueue:
+    """Webhook deliveries: a slow receiver takes one of these slots (for its 10 s at most),
+    never an image activity's slot or place in the queue."""
+    return SideQueue(
+        delivery_queue_for(settings.temporal_task_queue),
+        [WebhookDeliveryWorkflow],
+        settings.webhook_max_concurrent_deliveries,
     )
 
 
-def build_reprocess_worker(
+def reprocess_queue(settings: Settings) -> SideQueue:
+    """Reprocess runs (`REPROCESS_WORKER_SLOTS`): a project rendered again, or ten at once,
+    waits for these slots, never for a live upload's."""
+    return SideQueue(
+        reprocess_queue_for(settings.temporal_task_queue),
+        [ReprocessProjectWorkflow, ReprocessImageWorkflow],
+        settings.reprocess_worker_slots,
+    )
+
+
+def build_side_worker(
     client: Client,
     settings: Settings,
+    queue: SideQueue,
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor,
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
-    """Reprocess runs on their own queue and slots (`REPROCESS_WORKER_SLOTS`): a project
-    rendered again, or ten at once, waits for these, never for a live upload's slot."""
     return Worker(
         client,
-        task_queue=reprocess_queue_for(settings.temporal_task_queue),
-        workflows=[ReprocessProjectWorkflow, ReprocessImageWorkflow],
+        task_queue=queue.name,
+        workflows=queue.workflows,
         activities=activities,
         activity_executor=executor,
-        max_concurrent_activities=settings.reprocess_worker_slots,
+        max_concurrent_activities=queue.slots,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
         interceptors=interceptors,
         workflow_runner=workflow_runner(settings),
@@ -240,11 +246,11 @@ async def running_workers(
         client, settings, activities.render, executor, activities.render_queue, interceptors
     )
     shared = build_worker(client, settings, activities.shared, executor, None, interceptors)
-    deliveries = build_delivery_worker(
-        client, settings, activities.webhooks, executor, interceptors
+    deliveries = build_side_worker(
+        client, settings, delivery_queue(settings), activities.webhooks, executor, interceptors
     )
-    reprocess = build_reprocess_worker(
-        client, settings, activities.reprocess, executor, interceptors
+    reprocess = build_side_worker(
+        client, settings, reprocess_queue(settings), activities.reprocess, executor, interceptors
     )
     activities.beat.start()
     try:
