@@ -10,8 +10,9 @@ not waiting for each other) while `--pollers` clients each read
   of a shorter run), and the ratio of the last window's p95 to the second's (target
   <= 1.5: reading must not slow processing down as the project grows);
 - the poll latency p50/p99;
-- every process's RSS (API, each worker, Postgres, Temporal, SeaweedFS) in the second
-  window and the last, and their ratio (flat: close to 1).
+- every process's RSS (API, each worker, Postgres, Temporal, SeaweedFS) per window, and
+  the last window's over the second's and over the middle one's (flat: close to 1; a
+  cache that warms up levels off by the second half, a leak does not).
 
 The baseline is the run's own second window; the first is warm-up.
 """
@@ -174,7 +175,8 @@ def summarize(run: Run, begin: float, duration: float) -> dict[str, Any]:
         names = {name for sample in samples for name in sample}
         return {n: int(statistics.median(s.get(n, 0) for s in samples)) for n in names}
 
-    second, last = rss_in(1), rss_in(count - 1)
+    by_window = [rss_in(slot) for slot in range(count)]
+    second, middle, last = by_window[1], by_window[count // 2], by_window[-1]
     polls = [seconds * 1000 for _, seconds in run.polls]
     everything = [x for w in latencies for x in w]
     return {
@@ -192,6 +194,14 @@ def summarize(run: Run, begin: float, duration: float) -> dict[str, Any]:
         "rss_mb_last_window": {n: round(v / 2**20, 1) for n, v in sorted(last.items())},
         "rss_last_over_second": {
             n: round(last[n] / second[n], 2) for n in sorted(second) if second[n] and n in last
+        },
+        # Caches that warm up grow early and level off; a leak keeps its slope: compare
+        # the second half's growth with the whole run's.
+        "rss_last_over_middle": {
+            n: round(last[n] / middle[n], 2) for n in sorted(middle) if middle[n] and n in last
+        },
+        "rss_mb_by_window": {
+            n: [round(w.get(n, 0) / 2**20, 1) for w in by_window] for n in sorted(last)
         },
     }
 
