@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 from api.access.auth import AccessControl, Principal
 from api.access.guard import principal_from_state
-from api.access.rate_limit import CONTROL_COUNTER_PREFIX, take_upload_slot
+from api.access.rate_limit import CONTROL_COUNTER_PREFIX, take_slot
 from api.errors import (
     ApiErrorCode,
     BadRequestError,
@@ -284,19 +284,24 @@ def require_all_projects(principal: PrincipalDep) -> Principal:
 AllProjectsDep = Annotated[Principal, Depends(require_all_projects)]
 
 
+def spend(sessions: sessionmaker[Session], counter: str, limit: int, what: str) -> None:
+    """One of `counter`'s `limit` a minute (0: no limit); 429 with Retry-After when none is left."""
+    if limit == 0:
+        return
+    retry_after = take_slot(sessions, counter, limit)
+    if retry_after is not None:
+        raise RateLimitedError(
+            f"at most {limit} {what} per minute for this key", retry_after_seconds=retry_after
+        )
+
+
 def count_upload(sessions: SessionsDep, access: AccessDep, principal: PrincipalDep) -> None:
     """Spend one of the key's uploads this minute; 429 with Retry-After when none is left.
 
     Runs before the body is read, so a refused upload stores nothing.
     """
-    limit = access.upload_rate_limit_per_minute
-    if limit == 0 or principal.key_id is None:
-        return
-    retry_after = take_upload_slot(sessions, principal.key_id, limit)
-    if retry_after is not None:
-        raise RateLimitedError(
-            f"at most {limit} uploads per minute for this key", retry_after_seconds=retry_after
-        )
+    if principal.key_id is not None:
+        spend(sessions, principal.key_id, access.upload_rate_limit_per_minute, "uploads")
 
 
 UploadQuotaDep = Annotated[None, Depends(count_upload)]
@@ -305,16 +310,9 @@ UploadQuotaDep = Annotated[None, Depends(count_upload)]
 def count_control_action(sessions: SessionsDep, access: AccessDep, principal: PrincipalDep) -> None:
     """Spend one of the key's control actions this minute (presets, reprocessing, retries,
     webhooks); 429 with Retry-After when none is left."""
-    limit = access.control_rate_limit_per_minute
-    if limit == 0 or principal.key_id is None:
-        return
-    counter = f"{CONTROL_COUNTER_PREFIX}{principal.key_id}"
-    retry_after = take_upload_slot(sessions, counter, limit)
-    if retry_after is not None:
-        raise RateLimitedError(
-            f"at most {limit} control actions per minute for this key",
-            retry_after_seconds=retry_after,
-        )
+    if principal.key_id is not None:
+        counter = f"{CONTROL_COUNTER_PREFIX}{principal.key_id}"
+        spend(sessions, counter, access.control_rate_limit_per_minute, "control actions")
 
 
 ControlQuotaDep = Depends(count_control_action)

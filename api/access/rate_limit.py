@@ -22,12 +22,13 @@ WINDOW_SECONDS = 60
 CONTROL_COUNTER_PREFIX = "control:"
 
 
-def take_upload_slot(sessions: sessionmaker[Session], key_id: str, limit: int) -> int | None:
-    """Count one upload for `key_id`; None if within `limit`, else seconds until the next window."""
+def take_slot(sessions: sessionmaker[Session], counter: str, limit: int) -> int | None:
+    """Count one for `counter` (a key id, or a prefixed one); None if within `limit`, else
+    seconds until the next window."""
     window = func.date_trunc("minute", func.now())
     count_it = (
         insert(UploadWindow)
-        .values(key_id=key_id, window_start=window, uploads=1)
+        .values(key_id=counter, window_start=window, uploads=1)
         .on_conflict_do_update(
             index_elements=[UploadWindow.key_id, UploadWindow.window_start],
             set_={"uploads": UploadWindow.uploads + 1},
@@ -38,7 +39,7 @@ def take_upload_slot(sessions: sessionmaker[Session], key_id: str, limit: int) -
         uploads, elapsed = session.execute(count_it).one()
         session.execute(
             delete(UploadWindow).where(
-                UploadWindow.key_id == key_id, UploadWindow.window_start < window
+                UploadWindow.key_id == counter, UploadWindow.window_start < window
             )
         )
         session.commit()
