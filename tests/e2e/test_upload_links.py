@@ -37,8 +37,13 @@ async def post_to_storage(link: dict[str, Any], data: bytes) -> httpx.Response:
 
 
 def assert_gone(storage: Storage, key: str) -> None:
-    with pytest.raises(ObjectMissingError):
+    # A plain assert, so that `eventually` retries it (pytest.raises fails with an
+    # exception that is not an AssertionError, which ended the wait at the first try).
+    try:
         storage.size_of(key)
+    except ObjectMissingError:
+        return
+    raise AssertionError(f"{key} is still stored")
 
 
 async def test_a_presigned_post_then_confirmation_reaches_done(product: Product) -> None:
