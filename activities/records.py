@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import Row, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,15 +34,20 @@ class LockedImage:
     written: Written
 
 
+# What `lock_image` reads of the image row; a caller that needs more joins it in.
+LOCKED_COLUMNS = (Image.project_id, Image.state, Image.fence_token, Image.fence_run_id)
+
+
 def lock_image(session: Session, image_id: uuid.UUID) -> LockedImage | None:
     """The image's state and last writer, its row locked until the transaction ends."""
     row = session.execute(
-        select(Image.project_id, Image.state, Image.fence_token, Image.fence_run_id)
-        .where(Image.id == image_id)
-        .with_for_update()
+        select(*LOCKED_COLUMNS).where(Image.id == image_id).with_for_update()
     ).one_or_none()
-    if row is None:
-        return None
+    return None if row is None else locked_from(row)
+
+
+def locked_from(row: Row[*tuple[Any, ...]]) -> LockedImage:
+    """A `LockedImage` from a row that holds `LOCKED_COLUMNS`."""
     fence = Fence(row.fence_token, row.fence_run_id or "")
     return LockedImage(row.project_id, Written(ImageState(row.state), fence))
 
@@ -83,12 +89,14 @@ class ImageRecords:
 
     def set_state(self, image_id: uuid.UUID, state: ImageState, fence: Fence) -> str | None:
         """Move the image to `state`, unless a newer write forbids it (StaleWriteError);
-        answer the content hash recorded so far (if any)."""
+        answer the content hash recorded so far (if any), which only `processing` needs."""
+        content_sha256 = None
         with self._sessions.begin() as session:
             deliveries = self._transition(session, image_id, state, fence, {})
-            content_sha256 = session.scalar(
-                select(Image.content_sha256).where(Image.id == image_id)
-            )
+            if state == ImageState.PROCESSING:
+                content_sha256 = session.scalar(
+                    select(Image.content_sha256).where(Image.id == image_id)
+                )
         self._hooks.dispatch(image_id, state, deliveries or [])
         return content_sha256
 

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import defer_delete, lock_image
+from activities.records import LOCKED_COLUMNS, defer_delete, locked_from
 from core.contracts import Fence, ImageState, ResizeResult
 from core.events import publish, version_event
 from core.fencing import (
@@ -57,6 +57,21 @@ class Recorded:
     token: int
 
 
+# The unique constraint a version row is upserted on.
+VERSION_KEY = "uq_versions_image_id_name_format"
+# What `_lock_with_version` reads of a version row, next to `LOCKED_COLUMNS`.
+RECORDED_COLUMNS = (
+    Version.key,
+    Version.width,
+    Version.height,
+    Version.bytes,
+    Version.content_type,
+    Version.spec,
+    Version.fence_token.label("version_token"),
+)
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
 class VersionRecords:
     """`keep`: how long a superseded object outlives its commit (`core.link_lifetime`)."""
 
@@ -73,8 +88,10 @@ class VersionRecords:
         accepts = exists().where(Image.id == image_id, processing_under_sql(fence))
         rows = select(literal(key), literal(image_id)).where(accepts)
         statement = insert(PendingObject).from_select(["key", "image_id"], rows)
-        with self._sessions.begin() as session:
-            claimed = session.scalar(
+        with self._sessions() as session:
+            # A single statement is atomic on its own: no BEGIN and COMMIT round trips.
+            connection = session.connection(execution_options=AUTOCOMMIT)
+            claimed = connection.scalar(
                 statement.on_conflict_do_nothing().returning(PendingObject.key)
             )
         if claimed is None:
@@ -91,8 +108,7 @@ class VersionRecords:
         """Point the version at `written.key`, or answer what an attempt of the same resize
         already recorded; raise StaleWriteError when a newer write forbids both."""
         with self._sessions.begin() as session:
-            self._check(session, image_id, fence)
-            existing = _version(session, image_id, written.version, written.format)
+            existing = _lock_with_version(session, image_id, written, fence)
             row = VersionRow(existing.result.key, existing.token) if existing else None
             verdict = version_verdict(row, written.key, fence)
             if verdict is Verdict.REFUSE:
@@ -101,14 +117,9 @@ class VersionRecords:
                 assert existing is not None
                 unused = [written.key] if existing.result.key != written.key else []
                 return Committed(existing.result, unused)
-            claimed = session.scalar(
-                delete(PendingObject)
-                .where(PendingObject.key == written.key)
-                .returning(PendingObject.key)
-            )
-            if claimed is None:  # the staging cleanup took it: it may be deleted already
+            if not _upsert_claimed(session, image_id, written, fence):
+                # The staging cleanup took the claim: the object may be deleted already.
                 raise StaleWriteError(f"{written.key} was swept before it was recorded")
-            upsert_version(session, image_id, written, fence)
             before = existing.result.key if existing else written.key
             superseded = [before] if before != written.key else []
             defer_delete(session, image_id, superseded, self._keep)
@@ -132,15 +143,6 @@ class VersionRecords:
             with self._sessions.begin() as session:
                 session.execute(delete(PendingObject).where(PendingObject.key.in_(keys)))
 
-    def _check(self, session: Session, image_id: uuid.UUID, fence: Fence) -> None:
-        image = lock_image(session, image_id)
-        if image is None:
-            raise StaleWriteError(f"image {image_id} no longer exists")
-        if not processing_under(image.written, fence):
-            raise StaleWriteError(
-                f"image {image_id} is {image.written.state.value}: it takes no versions now"
-            )
-
 
 def processing_under_sql(write: Fence) -> ColumnElement[bool]:
     """`core.fencing.processing_under` as a condition on the image row (a test holds the
@@ -156,31 +158,76 @@ def processing_under_sql(write: Fence) -> ColumnElement[bool]:
     )
 
 
-def _version(
-    session: Session, image_id: uuid.UUID, name: str, image_format: str
+def _lock_with_version(
+    session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
 ) -> Recorded | None:
+    """Lock the image (as `lock_image`) and read the row of `written`'s version and format,
+    in one round trip; raise StaleWriteError unless the image takes versions under `fence`."""
+    same_version = and_(
+        Version.image_id == Image.id,
+        Version.name == written.version,
+        Version.format == written.format,
+    )
     row = session.execute(
-        select(
-            Version.key,
-            Version.width,
-            Version.height,
-            Version.bytes,
-            Version.content_type,
-            Version.spec,
-            Version.fence_token,
-        ).where(Version.image_id == image_id, Version.name == name, Version.format == image_format)
+        select(*LOCKED_COLUMNS, *RECORDED_COLUMNS)
+        .outerjoin(Version, same_version)
+        .where(Image.id == image_id)
+        .with_for_update(of=Image)
     ).one_or_none()
     if row is None:
+        raise StaleWriteError(f"image {image_id} no longer exists")
+    image = locked_from(row)
+    if not processing_under(image.written, fence):
+        raise StaleWriteError(
+            f"image {image_id} is {image.written.state.value}: it takes no versions now"
+        )
+    if row.key is None:
         return None
-    key, width, height, size, content_type, spec, token = row
-    result = ResizeResult(name, key, width, height, size, content_type, image_format, spec)
-    return Recorded(result, token)
+    result = ResizeResult(
+        written.version,
+        row.key,
+        row.width,
+        row.height,
+        row.bytes,
+        row.content_type,
+        written.format,
+        row.spec,
+    )
+    return Recorded(result, row.version_token)
+
+
+def _upsert_claimed(
+    session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
+) -> bool:
+    """`upsert_version`, and take the key out of `pending_objects`, in one statement; only
+    while the key is still claimed there (False: the staging cleanup swept it)."""
+    claimed = (
+        delete(PendingObject)
+        .where(PendingObject.key == written.key)
+        .returning(PendingObject.key)
+        .cte("claimed")
+    )
+    values = _version_values(image_id, written, fence)
+    columns = Version.__table__.c
+    rows = select(*(literal(value, columns[name].type) for name, value in values.items()))
+    inserted = insert(Version).from_select(list(values), rows.select_from(claimed))
+    statement = inserted.on_conflict_do_update(
+        constraint=VERSION_KEY, set_=_updated(values)
+    ).returning(Version.key)
+    return session.scalar(statement) is not None
 
 
 def upsert_version(
     session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
 ) -> None:
-    values = {
+    values = _version_values(image_id, written, fence)
+    statement = insert(Version).values(**values)
+    statement = statement.on_conflict_do_update(constraint=VERSION_KEY, set_=_updated(values))
+    session.execute(statement)
+
+
+def _version_values(image_id: uuid.UUID, written: ResizeResult, fence: Fence) -> dict[str, object]:
+    return {
         "image_id": image_id,
         "name": written.version,
         "key": written.key,
@@ -192,9 +239,8 @@ def upsert_version(
         "spec": written.spec,
         "fence_token": fence.token,
     }
-    statement = insert(Version).values(**values)
-    statement = statement.on_conflict_do_update(
-        constraint="uq_versions_image_id_name_format",
-        set_={k: v for k, v in values.items() if k not in ("image_id", "name", "format")},
-    )
-    session.execute(statement)
+
+
+def _updated(values: dict[str, object]) -> dict[str, object]:
+    """What an upsert changes in a version row that exists: all but its identity."""
+    return {k: v for k, v in values.items() if k not in ("image_id", "name", "format")}
