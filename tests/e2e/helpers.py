@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX
 from core.models import Image as ImageRow
-from core.storage import Storage
+from core.storage import ObjectMissingError, Storage
 
 DONE_WITHIN_SECONDS = 60
 EVENTUALLY_SECONDS = 10
@@ -63,6 +63,16 @@ async def eventually(check: Callable[[], None]) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+def assert_gone(storage: Storage, key: str) -> None:
+    """A plain assert, so that `eventually` retries it: `pytest.raises` fails with an
+    exception that is not an AssertionError, which would end the wait at the first try."""
+    try:
+        storage.size_of(key)
+    except ObjectMissingError:
+        return
+    raise AssertionError(f"{key} is still stored")
 
 
 def upload_keys(storage: Storage) -> set[str]:

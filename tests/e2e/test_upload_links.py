@@ -14,10 +14,16 @@ from temporalio.client import Client, WorkflowFailureError
 from core.contracts import workflow_id_for
 from core.presets import PRESETS, fit_within
 from core.settings import Settings
-from core.storage import ObjectMissingError, Storage
+from core.storage import Storage
 from tests.api.conftest import serve
 from tests.e2e.conftest import Product
-from tests.e2e.helpers import DONE_WITHIN_SECONDS, download, eventually, wait_until_final
+from tests.e2e.helpers import (
+    DONE_WITHIN_SECONDS,
+    assert_gone,
+    download,
+    eventually,
+    wait_until_final,
+)
 from tests.factories import jpeg_bytes
 
 
@@ -34,16 +40,6 @@ async def post_to_storage(link: dict[str, Any], data: bytes) -> httpx.Response:
         return await s3.post(
             link["upload_link"], data=link["params"], files={"file": ("upload", data)}
         )
-
-
-def assert_gone(storage: Storage, key: str) -> None:
-    # A plain assert, so that `eventually` retries it (pytest.raises fails with an
-    # exception that is not an AssertionError, which ended the wait at the first try).
-    try:
-        storage.size_of(key)
-    except ObjectMissingError:
-        return
-    raise AssertionError(f"{key} is still stored")
 
 
 async def test_a_presigned_post_then_confirmation_reaches_done(product: Product) -> None:

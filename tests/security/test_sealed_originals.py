@@ -34,7 +34,7 @@ from core.settings import Settings
 from core.storage import ObjectMissingError, Storage
 from tests.activities.test_cleanup import own_bucket
 from tests.e2e.conftest import Product
-from tests.e2e.helpers import eventually, wait_until_final
+from tests.e2e.helpers import assert_gone, eventually, wait_until_final
 from tests.e2e.test_upload_links import create_link, post_to_storage
 from tests.factories import jpeg_bytes, photo
 from tests.hostile import SVG_XXE, png_with_broken_idat
@@ -113,8 +113,7 @@ async def test_an_image_in_error_links_nothing_and_keeps_no_upload(
 
     def nothing_kept() -> None:
         for key in (staging_key_for(failed["image_id"]), original_key_for(failed["image_id"])):
-            with pytest.raises(ObjectMissingError):
-                storage.size_of(key)
+            assert_gone(storage, key)
 
     await eventually(nothing_kept)
 
