@@ -57,7 +57,8 @@ async def test_readiness_names_the_dependency_that_is_down(
 
 
 async def test_upload_is_accepted_and_readable(api: httpx.AsyncClient, storage: Storage) -> None:
-    project_id = 1000 + uuid.uuid4().int % 1000
+    # A project of its own: the listing below must hold this image only.
+    project_id = 10**9 + uuid.uuid4().int % 10**12
     response = await api.post("/upload_image", **upload(project_id, JPEG))  # type: ignore[arg-type]
 
     assert response.status_code == 202
