@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core.models import Image, WebhookDelivery, WebhookEndpoint
 from core.webhooks.contracts import DeliveryFailure, DeliveryStatus
+from core.webhooks.signing import still_signing
 
 GONE_REASON = "gone"
 
@@ -27,6 +28,8 @@ class PendingDelivery:
     endpoint_enabled: bool
     endpoint_id: uuid.UUID
     image: Image | None
+    # A rotated secret still in its overlap: it signs too (`signed_headers`).
+    previous_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class DeliveryRecords:
                 endpoint_enabled=endpoint.enabled,
                 endpoint_id=endpoint.id,
                 image=image,
+                previous_secret=(
+                    endpoint.previous_secret
+                    if still_signing(endpoint.previous_secret_expires_at)
+                    else None
+                ),
             )
 
     def record_attempt(self, delivery_id: str, record: AttemptRecord) -> None:

@@ -108,7 +108,9 @@ class WebhookActivities:
             delivery.project_id,
         )
         address = resolve(target, settings.webhook_allow_private_networks)
-        headers = signed_headers(delivery.secret, delivery.delivery_id, body)
+        headers = signed_headers(
+            delivery.secret, delivery.delivery_id, body, previous=delivery.previous_secret
+        )
         answer = self._sender.post(target, address, headers, body)
         self._metrics.attempt_seconds.observe(answer.seconds)
         return answer

@@ -255,6 +255,10 @@ class WebhookEndpoint(Base):
     # Kept as is: every delivery signs with it. Shown to the client only at creation and
     # rotation, never in a list answer or a log line.
     secret: Mapped[str] = mapped_column(String(128))
+    # The secret the last rotation replaced: deliveries are signed with it too, next to
+    # `secret`, until `previous_secret_expires_at` (a receiver switches without a gap).
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
     # Why it was turned off: `disabled` (by a client) or `gone` (the receiver answered 410).
     disabled_reason: Mapped[str | None] = mapped_column(String(32))

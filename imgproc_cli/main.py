@@ -56,6 +56,7 @@ def main(
             getattr(args, "hook_url", None),
             tuple(getattr(args, "event", None) or webhooks.EVENTS),
             getattr(args, "webhook_id", None),
+            getattr(args, "keep_previous", None),
         )
         return _run(webhooks.webhooks(hooks, connection, consoles, transport), consoles.err)
     if args.command == "presets":
@@ -150,6 +151,15 @@ def _webhook_commands(subcommands: Any, common: dict[str, Any]) -> None:
     remove = actions.add_parser("rm", help="remove an endpoint", **common)
     remove.add_argument("project", type=_positive_int, metavar="N", help="project id")
     remove.add_argument("webhook_id", metavar="ID", help="the endpoint's id")
+    rotate = actions.add_parser("rotate", help="a new secret; prints it once", **common)
+    rotate.add_argument("project", type=_positive_int, metavar="N", help="project id")
+    rotate.add_argument("webhook_id", metavar="ID", help="the endpoint's id")
+    rotate.add_argument(
+        "--keep-previous",
+        type=_non_negative_int,
+        metavar="SECONDS",
+        help="how long the old secret also signs (default a day; 0: stop it now)",
+    )
 
 
 def _connection_options(
@@ -214,6 +224,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
     return value
 
 

@@ -1,6 +1,7 @@
-"""`imgproc webhooks add|list|rm`: a project's webhook endpoints.
+"""`imgproc webhooks add|list|rm|rotate`: a project's webhook endpoints.
 
-`add` prints the signing secret, which the API shows only once; `list` never shows it.
+`add` and `rotate` print the signing secret, which the API shows only then; `list` never
+shows it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ EVENT_CHOICES = (*EVENTS, "reprocess.done")
 
 @dataclass(frozen=True)
 class WebhookOptions:
-    action: str  # add, list or rm
+    action: str  # add, list, rm or rotate
     project_id: int
     url: str | None = None
     events: tuple[str, ...] = EVENTS
     webhook_id: str | None = None
+    # rotate: how long the old secret goes on signing (None: the API's default, a day).
+    keep_previous_seconds: int | None = None
 
 
 async def webhooks(
@@ -41,6 +44,9 @@ async def webhooks(
             body = {"url": options.url, "events": list(options.events)}
             created = api.json_object(await api.send(client, "POST", base, json=body))
             _print_created(consoles, created)
+        elif options.action == "rotate":
+            rotated = await _rotate(client, f"{base}/{options.webhook_id}", options)
+            _print_rotated(consoles, rotated)
         elif options.action == "rm":
             await api.send(client, "DELETE", f"{base}/{options.webhook_id}")
             consoles.err.print(f"removed webhook {options.webhook_id}", highlight=False)
@@ -54,6 +60,19 @@ def _print_created(consoles: Consoles, created: dict[str, Any]) -> None:
     consoles.out.print(f"id      {created['id']}", highlight=False)
     consoles.out.print(f"secret  {created['secret']}", highlight=False, markup=False)
     consoles.err.print("store the secret now: it is not shown again (rotate it if lost)")
+
+
+async def _rotate(client: httpx.AsyncClient, path: str, options: WebhookOptions) -> dict[str, Any]:
+    keep = options.keep_previous_seconds
+    body = {} if keep is None else {"previous_valid_seconds": keep}
+    return api.json_object(await api.send(client, "POST", f"{path}/rotate-secret", json=body))
+
+
+def _print_rotated(consoles: Consoles, rotated: dict[str, Any]) -> None:
+    consoles.out.print(f"secret  {rotated['secret']}", highlight=False, markup=False)
+    until = rotated.get("previous_secret_expires_at")
+    old = f"the old one also signs until {until}" if until else "the old one no longer signs"
+    consoles.err.print(f"store the new secret now: it is not shown again; {old}")
 
 
 def _table(project_id: int, hooks: list[dict[str, Any]]) -> Table:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access.guard import GuardedRoute
@@ -24,6 +24,7 @@ from api.webhooks.schemas import (
     WebhookCreate,
     WebhookCreated,
     WebhookPublic,
+    WebhookRotate,
     WebhookSecret,
     WebhooksPublic,
     WebhookUpdate,
@@ -98,14 +99,22 @@ def delete_webhook(
 @router.post(
     "/{webhook_id}/rotate-secret",
     response_model=WebhookSecret,
-    responses=_errors(429),
+    responses=_errors(400, 413, 422, 429),
     dependencies=[ControlQuotaDep],
 )
 def rotate_webhook_secret(
-    project_id: ScopedProjectDep, webhook_id: WebhookIdPath, endpoints: WebhookEndpointsDep
+    project_id: ScopedProjectDep,
+    webhook_id: WebhookIdPath,
+    endpoints: WebhookEndpointsDep,
+    body: Annotated[WebhookRotate | None, Body()] = None,
 ) -> WebhookSecret:
-    """A new signing secret, shown only now; every attempt from now on is signed with it."""
-    return endpoints.rotate(project_id, webhook_id)
+    """A new signing secret, shown only now; every attempt from now on is signed with it.
+
+    The secret it replaces goes on signing next to it (a second signature in
+    `webhook-signature`) for `previous_valid_seconds`, a day unless the body says; `0`
+    stops it at once. No body is the same as `{}`.
+    """
+    return endpoints.rotate(project_id, webhook_id, body or WebhookRotate())
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic, responses=_errors())

@@ -7,6 +7,7 @@ as a missing one (404).
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from api.webhooks.schemas import (
     WebhookCreate,
     WebhookCreated,
     WebhookPublic,
+    WebhookRotate,
     WebhookSecret,
     WebhooksPublic,
 )
@@ -28,7 +30,7 @@ from core.webhooks.addresses import (
     parse_url,
 )
 from core.webhooks.contracts import WebhookEvent
-from core.webhooks.signing import new_secret
+from core.webhooks.signing import new_secret, still_signing
 
 DISABLED_REASON = "disabled"
 
@@ -42,7 +44,13 @@ def webhook_public(endpoint: WebhookEndpoint) -> WebhookPublic:
         enabled=endpoint.enabled,
         disabled_reason=endpoint.disabled_reason,
         created_at=endpoint.created_at,
+        previous_secret_expires_at=previous_secret_expiry(endpoint),
     )
+
+
+def previous_secret_expiry(endpoint: WebhookEndpoint) -> datetime | None:
+    expires_at = endpoint.previous_secret_expires_at
+    return expires_at if still_signing(expires_at) else None
 
 
 class WebhookEndpoints:
@@ -107,12 +115,25 @@ class WebhookEndpoints:
             raise NotFoundError(f"webhook {webhook_id} does not exist")
         self._session.commit()
 
-    def rotate(self, project_id: int, webhook_id: uuid.UUID) -> WebhookSecret:
-        """A new secret, used from the next attempt on (pending retries included)."""
+    def rotate(
+        self, project_id: int, webhook_id: uuid.UUID, request: WebhookRotate
+    ) -> WebhookSecret:
+        """A new secret, signing from the next attempt on (pending retries included); the
+        one it replaces signs next to it for `previous_valid_seconds`. A rotation during
+        an overlap ends that overlap: only the secret it replaces goes on signing."""
         endpoint = self.get(project_id, webhook_id)
+        keep = request.previous_valid_seconds
+        endpoint.previous_secret = endpoint.secret if keep else None
+        endpoint.previous_secret_expires_at = (
+            datetime.now(UTC) + timedelta(seconds=keep) if keep else None
+        )
         endpoint.secret = new_secret()
         self._session.commit()
-        return WebhookSecret(id=endpoint.id, secret=endpoint.secret)
+        return WebhookSecret(
+            id=endpoint.id,
+            secret=endpoint.secret,
+            previous_secret_expires_at=endpoint.previous_secret_expires_at,
+        )
 
     def _check_url(self, url: str) -> None:
         settings = self._settings

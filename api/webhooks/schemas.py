@@ -10,6 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.webhooks.addresses import MAX_URL_CHARS
 from core.webhooks.contracts import DeliveryStatus, WebhookEvent
 
+# How long a rotated secret keeps signing next to the new one, unless the rotation says.
+DEFAULT_PREVIOUS_SECRET_SECONDS = 24 * 3600
+MAX_PREVIOUS_SECRET_SECONDS = 7 * 24 * 3600
+PREVIOUS_SECRET_EXPIRY = (
+    "Until when deliveries also carry a signature made with the secret the last rotation "
+    "replaced; null when there is none."
+)
+
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -29,6 +37,24 @@ class WebhookUpdate(BaseModel):
     enabled: bool = Field(strict=True)
 
 
+class WebhookRotate(BaseModel):
+    """Optional body of `rotate-secret`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    previous_valid_seconds: int = Field(
+        default=DEFAULT_PREVIOUS_SECRET_SECONDS,
+        ge=0,
+        le=MAX_PREVIOUS_SECRET_SECONDS,
+        strict=True,
+        description=(
+            "How long deliveries stay signed with the replaced secret too, one signature "
+            "per secret (Standard Webhooks), so the receiver can switch without a gap. "
+            "0 stops it now, as for a leaked secret."
+        ),
+    )
+
+
 class WebhookPublic(BaseModel):
     """An endpoint, without its secret."""
 
@@ -40,6 +66,9 @@ class WebhookPublic(BaseModel):
     # `disabled` (turned off by a client) or `gone` (the receiver answered 410).
     disabled_reason: str | None
     created_at: datetime
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description=PREVIOUS_SECRET_EXPIRY
+    )
 
 
 class WebhookSecret(BaseModel):
@@ -47,6 +76,9 @@ class WebhookSecret(BaseModel):
 
     id: uuid.UUID
     secret: str
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description=PREVIOUS_SECRET_EXPIRY
+    )
 
 
 class WebhookCreated(WebhookPublic):

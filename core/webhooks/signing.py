@@ -13,6 +13,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -40,14 +41,26 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def signed_headers(
-    secret: str, message_id: str, body: bytes, now: float | None = None
+    secret: str,
+    message_id: str,
+    body: bytes,
+    now: float | None = None,
+    previous: str | None = None,
 ) -> dict[str, str]:
+    """The three headers; with `previous` (a rotated secret still in its overlap), one
+    signature per secret, space-separated, so a receiver holding either one verifies."""
     timestamp = int(time.time() if now is None else now)
+    keys = [secret] if previous is None else [secret, previous]
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, message_id, timestamp, body),
+        "webhook-signature": " ".join(sign(key, message_id, timestamp, body) for key in keys),
     }
+
+
+def still_signing(expires_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether a rotated secret with this expiry still signs (and so is reported)."""
+    return expires_at is not None and expires_at > (now or datetime.now(UTC))
 
 
 def verify(

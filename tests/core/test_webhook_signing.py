@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +22,13 @@ from core.webhooks.addresses import (
     resolve,
 )
 from core.webhooks.contracts import delivery_id_for, delivery_workflow_id_for
-from core.webhooks.signing import SignatureError, new_secret, signed_headers, verify
+from core.webhooks.signing import (
+    SignatureError,
+    new_secret,
+    signed_headers,
+    still_signing,
+    verify,
+)
 from tests.conftest import REPO_ROOT
 
 BODY = b'{"type":"image.done"}'
@@ -53,6 +60,23 @@ def test_verify_refuses_tampering_old_timestamps_and_other_secrets() -> None:
         verify(secret, {"webhook-id": "msg_1"}, BODY)
     several = {**headers, "webhook-signature": "v1,AAAA " + headers["webhook-signature"]}
     verify(secret, several, BODY, now=1_700_000_000)
+
+
+def test_a_rotated_secret_in_its_overlap_adds_a_second_signature() -> None:
+    current, previous = new_secret(), new_secret()
+    headers = signed_headers(current, "msg_1", BODY, now=1_700_000_000, previous=previous)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    verify(current, headers, BODY, now=1_700_000_000)  # a receiver that switched
+    verify(previous, headers, BODY, now=1_700_000_000)  # and one that has not yet
+    with pytest.raises(SignatureError):
+        verify(new_secret(), headers, BODY, now=1_700_000_000)
+
+
+def test_a_rotated_secret_signs_only_until_it_expires() -> None:
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    assert still_signing(now + timedelta(seconds=1), now)
+    assert not still_signing(now, now)
+    assert not still_signing(None, now)
 
 
 def test_delivery_ids_are_deterministic() -> None:

@@ -34,6 +34,7 @@ async def test_another_tenants_webhooks_are_not_found(
                     ("PATCH", base, {"json": {"enabled": False}}),
                     ("DELETE", base, {}),
                     ("POST", f"{base}/rotate-secret", {}),
+                    ("POST", f"{base}/rotate-secret", {"json": {"previous_valid_seconds": 0}}),
                     ("GET", f"{base}/deliveries", {}),
                     ("POST", f"{base}/deliveries/{delivery['id']}/redeliver", {}),
                 ]

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.webhooks.contracts import WebhookEvent
 from core.webhooks.outbox import enqueue_deliveries
+from core.webhooks.signing import SignatureError
 from devstack.ports import free_port
 from tests.e2e.conftest import Product
 from tests.e2e.helpers import upload, wait_until_final
@@ -167,3 +171,52 @@ async def test_a_delivery_recorded_but_never_started_is_relayed(
             await asyncio.sleep(1.5)
     assert (done["id"], done["status"]) == (delivery_id, "delivered")
     assert len(receiver.requests_to("/orphan")) == 1
+
+
+async def test_a_rotated_secret_signs_next_to_the_new_one_until_it_expires(
+    product: Product,
+) -> None:
+    project_id = product.new_project_id()
+    with running_receiver() as receiver:
+        async with product.client() as client:
+            hook = await add_webhook(client, project_id, receiver.script("/rotating", Script()))
+            rotate = f"/projects/{project_id}/webhooks/{hook['id']}/rotate-secret"
+            for body in (
+                {"previous_valid_seconds": -1},
+                {"previous_valid_seconds": 7 * 24 * 3600 + 1},
+                {"previous_valid_seconds": "60"},
+                {"previous_valid_seconds": 60, "also": 1},
+            ):
+                refused = await client.post(rotate, json=body)
+                assert refused.status_code == 422, (body, refused.text)
+                assert refused.json()["error"]["code"] == "validation_error"
+            assert (await client.post(rotate, content=b"[")).status_code == 422
+            rotated = (await client.post(rotate)).json()  # no body: a day of overlap
+            expiry = datetime.fromisoformat(rotated["previous_secret_expires_at"])
+            assert abs(expiry - datetime.now(UTC) - timedelta(days=1)) < timedelta(minutes=1)
+            listed = (await client.get(f"/projects/{project_id}/webhooks")).json()
+            assert listed["webhooks"][0]["previous_secret_expires_at"] is not None
+            await upload_and_settle(client, project_id, hook["id"], 1)
+            # Refused rotations changed nothing: the first secret is the one in overlap.
+            [overlapped] = receiver.requests_to("/rotating")
+            verified_payload(overlapped, hook["secret"])
+            verified_payload(overlapped, rotated["secret"])
+
+            cut = (await client.post(rotate, json={"previous_valid_seconds": 0})).json()
+            assert cut["previous_secret_expires_at"] is None
+            await upload_and_settle(client, project_id, hook["id"], 2)
+            listed = (await client.get(f"/projects/{project_id}/webhooks")).json()
+    assert listed["webhooks"][0]["previous_secret_expires_at"] is None
+    latest = receiver.requests_to("/rotating")[-1]
+    assert len(latest.headers["webhook-signature"].split(" ")) == 1
+    verified_payload(latest, cut["secret"])
+    with pytest.raises(SignatureError):
+        verified_payload(latest, rotated["secret"])
+
+
+async def upload_and_settle(
+    client: httpx.AsyncClient, project_id: int, webhook_id: str, deliveries_by_then: int
+) -> None:
+    image_id = await upload(client, project_id, "r.jpg", jpeg_bytes(64, 48 + deliveries_by_then))
+    await wait_until_final(client, image_id)
+    await wait_for_deliveries(client, project_id, webhook_id, all_settled(deliveries_by_then))
