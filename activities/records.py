@@ -13,9 +13,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,20 +33,15 @@ class LockedImage:
     written: Written
 
 
-# What `lock_image` reads of the image row; a caller that needs more joins it in.
-LOCKED_COLUMNS = (Image.project_id, Image.state, Image.fence_token, Image.fence_run_id)
-
-
 def lock_image(session: Session, image_id: uuid.UUID) -> LockedImage | None:
     """The image's state and last writer, its row locked until the transaction ends."""
     row = session.execute(
-        select(*LOCKED_COLUMNS).where(Image.id == image_id).with_for_update()
+        select(Image.project_id, Image.state, Image.fence_token, Image.fence_run_id)
+        .where(Image.id == image_id)
+        .with_for_update()
     ).one_or_none()
-    return None if row is None else locked_from(row)
-
-
-def locked_from(row: Row[*tuple[Any, ...]]) -> LockedImage:
-    """A `LockedImage` from a row that holds `LOCKED_COLUMNS`."""
+    if row is None:
+        return None
     fence = Fence(row.fence_token, row.fence_run_id or "")
     return LockedImage(row.project_id, Written(ImageState(row.state), fence))
 

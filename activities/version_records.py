@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import LOCKED_COLUMNS, defer_delete, locked_from
+from activities.records import defer_delete, lock_image
 from core.contracts import Fence, ImageState, ResizeResult
 from core.events import publish, version_event
 from core.fencing import (
@@ -59,7 +59,7 @@ class Recorded:
 
 # The unique constraint a version row is upserted on.
 VERSION_KEY = "uq_versions_image_id_name_format"
-# What `_lock_with_version` reads of a version row, next to `LOCKED_COLUMNS`.
+# What `_lock_with_version` reads of a version row.
 RECORDED_COLUMNS = (
     Version.key,
     Version.width,
@@ -161,27 +161,28 @@ def processing_under_sql(write: Fence) -> ColumnElement[bool]:
 def _lock_with_version(
     session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
 ) -> Recorded | None:
-    """Lock the image (as `lock_image`) and read the row of `written`'s version and format,
-    in one round trip; raise StaleWriteError unless the image takes versions under `fence`."""
-    same_version = and_(
-        Version.image_id == Image.id,
-        Version.name == written.version,
-        Version.format == written.format,
-    )
-    row = session.execute(
-        select(*LOCKED_COLUMNS, *RECORDED_COLUMNS)
-        .outerjoin(Version, same_version)
-        .where(Image.id == image_id)
-        .with_for_update(of=Image)
-    ).one_or_none()
-    if row is None:
+    """Lock the image, raise StaleWriteError unless it takes versions under `fence`, then
+    read the row of `written`'s version and format.
+
+    Two statements on purpose: read after the lock is granted, the row is as the last
+    commit left it. Joined into the locking SELECT, it would come from that statement's
+    snapshot, taken before the wait, and miss what the lock holder just wrote.
+    """
+    image = lock_image(session, image_id)
+    if image is None:
         raise StaleWriteError(f"image {image_id} no longer exists")
-    image = locked_from(row)
     if not processing_under(image.written, fence):
         raise StaleWriteError(
             f"image {image_id} is {image.written.state.value}: it takes no versions now"
         )
-    if row.key is None:
+    row = session.execute(
+        select(*RECORDED_COLUMNS).where(
+            Version.image_id == image_id,
+            Version.name == written.version,
+            Version.format == written.format,
+        )
+    ).one_or_none()
+    if row is None:
         return None
     result = ResizeResult(
         written.version,

@@ -3,23 +3,26 @@ the newer writer left them. Against the real S3 and Postgres, in `ActivityEnviro
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
-from activities.version_records import VersionRecords
+from activities.records import lock_image
+from activities.version_records import Committed, VersionRecords, upsert_version
 from activities.webhook_outbox import DeliveryStarter, WebhookOutbox
 from activities.working_copies import WorkingCopies
-from core.contracts import ErrorCode, SweepInput
+from core.contracts import ErrorCode, ResizeResult, SweepInput
 from core.link_lifetime import superseded_keep
-from core.models import WebhookDelivery, WebhookEndpoint
+from core.models import PendingObject, Version, WebhookDelivery, WebhookEndpoint
 from core.presets import PRESETS
 from core.settings import Settings
 from core.storage import Storage
@@ -154,6 +157,44 @@ def test_another_attempt_of_the_same_resize_answers_with_the_first_row(
     after = world.snapshot()
     assert (after.versions, after.objects) == (before.versions, before.objects)
     assert seen == []
+
+
+def test_a_commit_that_waited_for_the_lock_sees_the_row_written_meanwhile(
+    world: World, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Two attempts of one resize commit at once: the one that waited for the image's lock
+    must answer with the row the other just wrote, not write over it."""
+    prepared_under, resized_under = fence(), fence()
+    world.prepare(prepared_under)
+    versions = VersionRecords(sessions, superseded_keep(settings))
+    first, second = (
+        ResizeResult("thumb", f"derivatives/test/{n}", 150, 113, 10, "image/jpeg", "auto", "s")
+        for n in (1, 2)
+    )
+    for written in (first, second):
+        versions.claim(world.image_id, written.key, resized_under)
+    with sessions.begin() as holder:
+        lock_image(holder, world.image_id)
+        waiting = threading.Thread(
+            target=lambda: outcome.append(
+                versions.commit(world.image_id, PROJECT_ID, second, resized_under)
+            )
+        )
+        outcome: list[Committed] = []
+        waiting.start()
+        time.sleep(0.5)  # the second commit now waits for the lock
+        holder.execute(delete(PendingObject).where(PendingObject.key == first.key))
+        upsert_version(holder, world.image_id, first, resized_under)
+    waiting.join(timeout=10)
+
+    [committed] = outcome
+    assert committed.result.key == first.key
+    assert committed.unused == [second.key]
+    with sessions() as session:
+        stored = session.scalar(
+            select(Version.key).where(Version.image_id == world.image_id, Version.name == "thumb")
+        )
+    assert stored == first.key
 
 
 def test_a_newer_resize_replaces_the_row_and_defers_the_older_object(
