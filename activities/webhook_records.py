@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -24,12 +24,12 @@ class PendingDelivery:
     created_at: datetime
     project_id: int
     url: str
-    secret: str
+    secret: str = field(repr=False)
     endpoint_enabled: bool
     endpoint_id: uuid.UUID
     image: Image | None
     # A rotated secret still in its overlap: it signs too (`signed_headers`).
-    previous_secret: str | None = None
+    previous_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

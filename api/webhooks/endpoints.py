@@ -87,12 +87,13 @@ class WebhookEndpoints:
         )
         return WebhooksPublic(webhooks=[webhook_public(endpoint) for endpoint in endpoints])
 
-    def get(self, project_id: int, webhook_id: uuid.UUID) -> WebhookEndpoint:
-        endpoint = self._session.scalar(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.id == webhook_id, WebhookEndpoint.project_id == project_id
-            )
+    def get(
+        self, project_id: int, webhook_id: uuid.UUID, *, for_update: bool = False
+    ) -> WebhookEndpoint:
+        query = select(WebhookEndpoint).where(
+            WebhookEndpoint.id == webhook_id, WebhookEndpoint.project_id == project_id
         )
+        endpoint = self._session.scalar(query.with_for_update() if for_update else query)
         if endpoint is None:
             raise NotFoundError(f"webhook {webhook_id} does not exist")
         return endpoint
@@ -120,8 +121,11 @@ class WebhookEndpoints:
     ) -> WebhookSecret:
         """A new secret, signing from the next attempt on (pending retries included); the
         one it replaces signs next to it for `previous_valid_seconds`. A rotation during
-        an overlap ends that overlap: only the secret it replaces goes on signing."""
-        endpoint = self.get(project_id, webhook_id)
+        an overlap ends that overlap: only the secret it replaces goes on signing.
+
+        The row is locked: of two rotations at once, the second replaces the first's
+        secret, never the same one again (which would leave the first's never signing)."""
+        endpoint = self.get(project_id, webhook_id, for_update=True)
         keep = request.previous_valid_seconds
         endpoint.previous_secret = endpoint.secret if keep else None
         endpoint.previous_secret_expires_at = (

@@ -168,8 +168,10 @@ def test_a_commit_that_waited_for_the_lock_sees_the_row_written_meanwhile(
     world.prepare(prepared_under)
     versions = VersionRecords(sessions, superseded_keep(settings))
     first, second = (
-        ResizeResult("thumb", f"derivatives/test/{n}", 150, 113, 10, "image/jpeg", "auto", "s")
-        for n in (1, 2)
+        ResizeResult(
+            "thumb", f"derivatives/test/{uuid.uuid4()}", 150, 113, 10, "image/jpeg", "auto", "s"
+        )
+        for _ in range(2)
     )
     for written in (first, second):
         versions.claim(world.image_id, written.key, resized_under)
@@ -186,8 +188,10 @@ def test_a_commit_that_waited_for_the_lock_sees_the_row_written_meanwhile(
         holder.execute(delete(PendingObject).where(PendingObject.key == first.key))
         upsert_version(holder, world.image_id, first, resized_under)
     waiting.join(timeout=10)
+    assert not waiting.is_alive()
 
     [committed] = outcome
+    versions.forget(committed.unused)
     assert committed.result.key == first.key
     assert committed.unused == [second.key]
     with sessions() as session:
