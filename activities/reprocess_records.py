@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.records import LockedImage, defer_delete, lock_image, mark_pending
-from activities.version_records import upsert_version
+from activities.version_records import upsert_claimed
 from core.contracts import Fence, ImageState, ResizeResult
 from core.events import publish, version_event
 from core.models import Image, PendingObject, Version
@@ -48,6 +48,10 @@ class ReprocessCommit:
     applied: bool
     unused: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
+
+
+class _Swept(Exception):
+    """The cleanup took the claim of a written key: its object may be deleted already."""
 
 
 class ReprocessRecords:
@@ -93,6 +97,22 @@ class ReprocessRecords:
         announced: frozenset[tuple[str, str]] = frozenset(),
         planned_for: int | None = None,
     ) -> ReprocessCommit:
+        try:
+            return self._commit(image_id, written, removed, fence, announced, planned_for)
+        except _Swept:
+            # The cleanup took a claim of this (very late) attempt, and may have deleted
+            # its object: link none of them; the walk's recheck renders the image again.
+            return ReprocessCommit(False, [w.key for w in written])
+
+    def _commit(
+        self,
+        image_id: uuid.UUID,
+        written: list[ResizeResult],
+        removed: list[StoredVersion],
+        fence: Fence,
+        announced: frozenset[tuple[str, str]],
+        planned_for: int | None,
+    ) -> ReprocessCommit:
         with self._sessions.begin() as session:
             image = lock_image(session, image_id)
             if image is None or image.written.state != ImageState.DONE:
@@ -100,10 +120,6 @@ class ReprocessRecords:
                 return ReprocessCommit(False, [w.key for w in written])
             if planned_for is not None and self._presets_changed(session, image, planned_for):
                 # A late attempt planned for older presets: the newer walk decides.
-                return ReprocessCommit(False, [w.key for w in written])
-            if self._swept(session, image_id, written):
-                # The cleanup took a claim of this (very late) attempt, and may have deleted
-                # its object: link none of them; the walk's recheck renders the image again.
                 return ReprocessCommit(False, [w.key for w in written])
             outcomes = [self._apply(session, image_id, w, fence) for w in written]
             unused = [w.key for w, (took, _) in zip(written, outcomes, strict=True) if not took]
@@ -119,21 +135,6 @@ class ReprocessRecords:
         return ReprocessCommit(True, unused, superseded)
 
     @staticmethod
-    def _swept(session: Session, image_id: uuid.UUID, written: list[ResizeResult]) -> bool:
-        """Whether a written key has neither its claim nor a row naming it (an earlier
-        commit of this attempt)."""
-        keys = {w.key for w in written}
-        if not keys:
-            return False
-        claimed = set(session.scalars(select(PendingObject.key).where(PendingObject.key.in_(keys))))
-        named = set(
-            session.scalars(
-                select(Version.key).where(Version.image_id == image_id, Version.key.in_(keys))
-            )
-        )
-        return bool(keys - claimed - named)
-
-    @staticmethod
     def _presets_changed(session: Session, image: LockedImage, planned_for: int) -> bool:
         return current_presets(session, image.project_id).version != planned_for
 
@@ -146,7 +147,9 @@ class ReprocessRecords:
         self, session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
     ) -> tuple[bool, str | None]:
         """Point the row at `written.key`; answer whether the row names it now, and the key
-        the row stopped naming (if any)."""
+        the row stopped naming (if any). Raises `_Swept` (rolling the commit back) when
+        the key's claim is gone: taking the claim and writing the row is one statement,
+        which waits for a sweep holding the claim and then finds it gone."""
         before = session.execute(
             select(Version.key, Version.fence_token)
             .where(
@@ -156,12 +159,14 @@ class ReprocessRecords:
             )
             .with_for_update()
         ).one_or_none()
-        if before is not None and before.fence_token > fence.token:
-            return False, None  # a newer write won: ours is unused
         if before is not None and before.key == written.key:
             return True, None  # an earlier attempt of this one committed it already
-        upsert_version(session, image_id, written, fence)
-        session.execute(delete(PendingObject).where(PendingObject.key == written.key))
+        if before is not None and before.fence_token >= fence.token:
+            # A newer write won, or another attempt of this one did first (as a resize's
+            # retries, the first commit stands): ours is unused.
+            return False, None
+        if not upsert_claimed(session, image_id, written, fence):
+            raise _Swept(written.key)
         return True, before.key if before is not None else None
 
     def _remove(

@@ -117,7 +117,7 @@ class VersionRecords:
                 assert existing is not None
                 unused = [written.key] if existing.result.key != written.key else []
                 return Committed(existing.result, unused)
-            if not _upsert_claimed(session, image_id, written, fence):
+            if not upsert_claimed(session, image_id, written, fence):
                 # The staging cleanup took the claim: the object may be deleted already.
                 raise StaleWriteError(f"{written.key} was swept before it was recorded")
             before = existing.result.key if existing else written.key
@@ -197,7 +197,7 @@ def _lock_with_version(
     return Recorded(result, row.version_token)
 
 
-def _upsert_claimed(
+def upsert_claimed(
     session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
 ) -> bool:
     """`upsert_version`, and take the key out of `pending_objects`, in one statement; only

@@ -5,6 +5,7 @@ have expired."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.records import defer_delete, mark_pending
-from activities.reprocess_records import ReprocessRecords
+from activities.reprocess_records import ReprocessCommit, ReprocessRecords
 from core.contracts import Fence, ResizeResult
 from core.models import Image, PendingObject, Version
 from core.preset_sets import store_presets
@@ -75,6 +76,52 @@ def test_a_commit_whose_claim_was_swept_links_nothing(sessions: sessionmaker[Ses
 
     assert not late.applied and late.unused == [written[0].key]
     assert _versions(sessions, image_id) == []
+
+
+def test_a_commit_waiting_on_a_sweep_that_takes_its_claim_links_nothing(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The sweep holds the claim locked while it deletes the object, then drops the claim:
+    a commit that came meanwhile waits, finds the claim gone, and links nothing."""
+    records, image_id = ReprocessRecords(sessions, KEEP), _done_image(sessions)
+    written = _written(image_id)
+    records.claim(image_id, [written[0].key])
+    answers: list[object] = []
+    commit = threading.Thread(
+        target=lambda: answers.append(
+            records.commit(image_id, written, [], Fence(time.time_ns(), "run-a"))
+        )
+    )
+    with sessions.begin() as sweep:
+        claim = select(PendingObject).where(PendingObject.image_id == image_id)
+        assert sweep.scalars(claim.with_for_update()).all()
+        commit.start()
+        time.sleep(0.5)  # the commit reaches the claim and waits for the sweep
+        sweep.execute(delete(PendingObject).where(PendingObject.image_id == image_id))
+    commit.join(10)
+
+    assert not commit.is_alive()
+    [late] = answers
+    assert isinstance(late, ReprocessCommit)
+    assert not late.applied and late.unused == [written[0].key]
+    assert _versions(sessions, image_id) == []
+
+
+def test_a_second_attempt_of_the_same_commit_keeps_the_first(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Two attempts of one reprocess share its fence: as with a resize's retries, the
+    first commit stands, and a late one's object is unused."""
+    records, image_id = ReprocessRecords(sessions, KEEP), _done_image(sessions)
+    fence = Fence(time.time_ns(), "run-a")
+    first, late = _thumb(image_id, 1, 150), _thumb(image_id, 2, 150)
+    records.claim(image_id, [first.key, late.key])
+    assert records.commit(image_id, [first], [], fence).applied
+
+    again = records.commit(image_id, [late], [], fence)
+
+    assert again.unused == [late.key] and again.superseded == []
+    assert _versions(sessions, image_id) == [first.key]
 
 
 def _thumb(image_id: uuid.UUID, token: int, width: int) -> ResizeResult:
