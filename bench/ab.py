@@ -21,12 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.batches import make_images, run_batch
+from bench.batches import make_images, warm_up
 from bench.common import Product, configure_logging, running_product
 from bench.e2e import WORKERS, image_files, load_average, product_batch
 from bench.peers import loop_rate
 from devstack.temporal import DYNAMIC_CONFIG
-from tests.factories import jpeg_bytes
 
 logger = logging.getLogger("bench.ab")
 SIDES = ("base", "candidate")
@@ -52,7 +51,7 @@ async def measure(
     products: dict[str, Product], images: list[bytes], paths: list[Path], rounds: int
 ) -> list[dict[str, Any]]:
     for product in products.values():
-        await run_batch(product, [jpeg_bytes(1200, 900), jpeg_bytes(1201, 901)], 2, 1)
+        await warm_up(product, images)
     measured: list[dict[str, Any]] = []
     for number in range(rounds):
         logger.info("round %d of %d, load average %s", number + 1, rounds, load_average())

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.batches import make_images, run_batch
+from bench.batches import make_images, run_batch, warm_up
 from bench.common import (
     RESULTS_PATH,
     Product,
@@ -42,7 +42,6 @@ from bench.common import (
 )
 from bench.peers import DEFAULT_FORMATS, LOOPS, loop_rate, single_image_ms
 from bench.thumbor import Thumbor, ensure_thumbor, running_thumbor, thumbor_rate
-from tests.factories import jpeg_bytes
 
 logger = logging.getLogger("bench.e2e")
 
@@ -106,8 +105,7 @@ async def measure(
     args: argparse.Namespace,
     thumbor: Thumbor | None,
 ) -> dict[str, Any]:
-    # Warm-up: workers connected and polling, libvips loaded, every code path taken once.
-    await run_batch(product, [jpeg_bytes(1200, 900), jpeg_bytes(1201, 901)], 2, project_id=1)
+    await warm_up(product, images)
     rounds: list[dict[str, dict[str, Any]]] = []
     for number in range(args.rounds):
         logger.info("round %d of %d, load average %s", number + 1, args.rounds, load_average())

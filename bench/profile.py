@@ -25,11 +25,10 @@ from typing import Any
 
 from temporalio.client import Client
 
-from bench.batches import make_images, run_batch
+from bench.batches import make_images, run_batch, warm_up
 from bench.common import Product, configure_logging, percentile, running_product
 from bench.e2e import CONCURRENCY, WORKERS, load_average
 from core.contracts import WORKFLOW_NAME
-from tests.factories import jpeg_bytes
 
 logger = logging.getLogger("bench.profile")
 PROJECT = 9
@@ -126,7 +125,7 @@ async def history_counts(product: Product) -> dict[str, Any]:
 
 
 async def profile(product: Product, images: Sequence[bytes], output: Path) -> dict[str, Any]:
-    await run_batch(product, [jpeg_bytes(1200, 900), jpeg_bytes(1201, 901)], 2, project_id=1)
+    await warm_up(product, images)
     targets = {"api": product.api.pid} | {
         f"worker-{index}": worker.pid for index, worker in enumerate(product.workers)
     }
