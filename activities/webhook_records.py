@@ -81,7 +81,10 @@ class DeliveryRecords:
             )
 
     def record_attempt(self, delivery_id: str, record: AttemptRecord) -> None:
-        """Count the attempt; a delivered row is never moved back (a late duplicate)."""
+        """Count the attempt. A delivered row is never moved back (a late duplicate); a
+        failed one only to `delivered`: an attempt that outlived its workflow's retry
+        period must not reopen a delivery given up on, which no workflow would then
+        send and no client could redeliver."""
         values: dict[str, object] = {
             "attempts": WebhookDelivery.attempts + 1,
             "status": record.status.value,
@@ -92,11 +95,14 @@ class DeliveryRecords:
         }
         if record.status is DeliveryStatus.DELIVERED:
             values["delivered_at"] = func.now()
+        open_statuses = [DeliveryStatus.PENDING.value]
+        if record.status is DeliveryStatus.DELIVERED:
+            open_statuses.append(DeliveryStatus.FAILED.value)
         with self._sessions.begin() as session:
             session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id == delivery_id)
-                .where(WebhookDelivery.status != DeliveryStatus.DELIVERED.value)
+                .where(WebhookDelivery.status.in_(open_statuses))
                 .values(**values)
             )
 

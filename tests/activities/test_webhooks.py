@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.webhook_records import AttemptRecord, DeliveryRecords
 from activities.webhooks import WebhookActivities
 from core.models import Image, WebhookDelivery, WebhookEndpoint
 from core.settings import Settings
@@ -121,3 +122,23 @@ def test_a_project_without_endpoints_records_nothing(sessions: sessionmaker[Sess
         after = session.scalar(select(func.count()).select_from(WebhookDelivery))
     assert ids == []
     assert before == after
+
+
+def test_a_late_attempt_never_reopens_a_delivery_given_up_on(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The retry period ran out while an attempt was still posting: the workflow gave up,
+    then the attempt got its 503. Reopened, the row would be `pending` with no workflow
+    sending it, and a client could not redeliver it."""
+    records = DeliveryRecords(sessions)
+    delivery_id = new_delivery(sessions, "https://receiver.example/hook")
+    records.give_up(delivery_id, "retry period over")
+
+    records.record_attempt(
+        delivery_id, AttemptRecord(DeliveryStatus.PENDING, 503, "http_status: HTTP 503")
+    )
+    assert delivery_row(sessions, delivery_id).status == DeliveryStatus.FAILED
+
+    # What a late attempt that did get through says is still worth keeping.
+    records.record_attempt(delivery_id, AttemptRecord(DeliveryStatus.DELIVERED, 200))
+    assert delivery_row(sessions, delivery_id).status == DeliveryStatus.DELIVERED
