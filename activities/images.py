@@ -103,7 +103,7 @@ class ImageActivities:
             sha256 = None if digest is None else digest.hexdigest()
         prepared = self._prepared(request, decoded, sha256, render_queue=self._render_queue)
         prepared.renders_queued = self._copies.keep(
-            request.image_id, decoded, request.render_versions
+            request.image_id, decoded, request.render_versions, request.fence.token
         )
         return prepared
 
@@ -137,10 +137,11 @@ class ImageActivities:
         try:
             result = self._resize(request)
         except StaleWriteError:
-            # Overtaken: this worker's copy will never be rendered for a newer fence.
-            self._copies.discard(request.image_id)
+            # Overtaken: the copy it rendered from will never be rendered for a newer
+            # fence, unless a newer preparation made it here (which `discard` keeps).
+            self._copies.discard(request.image_id, request.fence.token)
             raise
-        self._copies.rendered(request.image_id, request.version)
+        self._copies.rendered(request.image_id, request.version, request.fence.token)
         return result
 
     def _resize(self, request: ResizeInput) -> ResizeResult:
@@ -186,7 +187,10 @@ class ImageActivities:
         # outage between their write and their row): only one of the keys is in the row.
         # The object the row named before stays for the links to it (`committed.superseded`).
         earlier = [k for k in keys[:-1] if k != committed.result.key]
-        self._discard_quietly([*committed.unused, *earlier])
+        self._discard_quietly(committed.unused)
+        # An earlier attempt may be alive still (frozen, its heartbeat lost) and write its
+        # key after this delete: its claim stays, for the cleanup's sweep once it is old.
+        self._discard_quietly(earlier, forget=False)
         return committed.result
 
     def _render(self, request: ResizeInput) -> list[Rendered]:
@@ -233,12 +237,14 @@ class ImageActivities:
         else:
             activity.logger.warning("kept the upload of %s: it was retried", request.image_id)
 
-    def _discard_quietly(self, keys: list[str]) -> None:
-        """Objects nothing points at; the staging cleanup deletes any left behind."""
+    def _discard_quietly(self, keys: list[str], *, forget: bool = True) -> None:
+        """Objects nothing points at; the staging cleanup deletes any left behind.
+        `forget`: no attempt will write them again, so their claims go too."""
         try:
             for key in keys:
                 self._storage.delete(key)
-            self._versions.forget(keys)
+            if forget:
+                self._versions.forget(keys)
         except Exception:
             activity.logger.warning("left %s to the staging cleanup", keys, exc_info=True)
 

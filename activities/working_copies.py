@@ -8,6 +8,10 @@ Memory is bounded: the oldest copies are dropped first once `max_bytes` is reach
 copies nobody rendered within `max_age_seconds` are dropped too. A dropped copy costs
 a second decode, never an image: the resize answers `working_copy_lost` and the
 workflow prepares the image again.
+
+Each copy remembers the fence token of the preparation that made it. A resize scheduled
+before that preparation (a stale one, from a preparation the workflow gave up on) neither
+marks the newer copy's sizes rendered nor drops it when it is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ class _Entry:
     image: DecodedImage
     pending: set[str]
     kept_at: float = field(default_factory=time.monotonic)
+    prepared_under: int = 0
+
+    def made_before(self, token: int) -> bool:
+        """Whether a resize scheduled at `token` came after this copy's preparation."""
+        return self.prepared_under <= token
 
 
 class WorkingCopies:
@@ -50,13 +59,21 @@ class WorkingCopies:
         self._lock = threading.Lock()
         self._emptied = threading.Condition(self._lock)
 
-    def keep(self, image_id: str, image: DecodedImage, versions: Iterable[str]) -> int:
+    def keep(
+        self,
+        image_id: str,
+        image: DecodedImage,
+        versions: Iterable[str],
+        prepared_under: int = 0,
+    ) -> int:
         """Hold `image` until each of `versions` has been rendered from it; answer how
-        many renders of other images were still to do (this image's queue ahead)."""
+        many renders of other images were still to do (this image's queue ahead).
+        `prepared_under`: the preparation's fence token."""
         with self._lock:
             self._entries.pop(image_id, None)
             queued = sum(len(entry.pending) for entry in self._entries.values())
-            self._entries[image_id] = _Entry(image, set(versions), self._clock())
+            entry = _Entry(image, set(versions), self._clock(), prepared_under)
+            self._entries[image_id] = entry
             self._drop_stale()
             self._drop_oldest_beyond_budget()
             return queued
@@ -73,21 +90,28 @@ class WorkingCopies:
             )
         return entry.image
 
-    def rendered(self, image_id: str, version: str) -> None:
-        """Note one size as done; the copy goes once every size is."""
+    def rendered(self, image_id: str, version: str, rendered_under: int = 0) -> None:
+        """Note one size as done (by a resize whose fence token is `rendered_under`); the
+        copy goes once every size is."""
         with self._lock:
             entry = self._entries.get(image_id)
-            if entry is None:
+            if entry is None or not entry.made_before(rendered_under):
                 return
             entry.pending.discard(version)
             if not entry.pending:
                 del self._entries[image_id]
                 self._emptied.notify_all()
 
-    def discard(self, image_id: str) -> None:
-        """Drop the image's copy at once: a newer preparation has overtaken it."""
+    def discard(self, image_id: str, refused_under: int = 0) -> None:
+        """Drop the image's copy at once: a newer preparation has overtaken the resize
+        whose fence token is `refused_under`. A copy that newer preparation made here
+        stays."""
         with self._lock:
-            if self._entries.pop(image_id, None) is not None and not self._entries:
+            entry = self._entries.get(image_id)
+            if entry is None or not entry.made_before(refused_under):
+                return
+            del self._entries[image_id]
+            if not self._entries:
                 self._emptied.notify_all()
 
     def wait_until_empty(self, timeout: float) -> bool:

@@ -389,4 +389,41 @@ def test_a_retry_deletes_what_an_earlier_attempt_wrote_before_it_failed(
 
     snapshot = world.snapshot()
     assert list(snapshot.objects) == [result.key] != [first_key]
+    # Its claim stays for the sweep: attempt 1 may be alive still (the next test).
+    assert snapshot.pending == [first_key]
+
+
+def test_an_earlier_attempt_that_writes_after_the_retry_committed_leaves_no_orphan(
+    world: World, settings: Settings
+) -> None:
+    """Attempt 2 claimed its key and froze; attempt 3 committed and deleted attempt 2's
+    key (nothing there yet); attempt 2 woke, wrote, and died before its commit."""
+    world.prepare(fence())
+    resized_under = fence()
+    second_key = f"{PROJECT_ID}/{world.image_id}/thumb-{resized_under.token}-2.jpg"
+    versions = VersionRecords(world.sessions, superseded_keep(settings))
+    versions.claim(world.image_id, second_key, resized_under)
+    result = world.resize("thumb", resized_under, attempt=3)
+    world.storage.put_bytes(second_key, b"late", "image/jpeg", "public")
+
+    sweeps = CleanupActivities(world.storage, world.sessions, settings)
+    ActivityEnvironment().run(sweeps.sweep_pending_objects, SweepInput(older_than_seconds=0))
+
+    snapshot = world.snapshot()
+    assert list(snapshot.objects) == [result.key]
     assert snapshot.pending == []
+
+
+def test_a_refused_stale_resize_leaves_the_newer_preparations_copy(world: World) -> None:
+    """The workflow gave up on a worker and prepared the image again, on that same worker;
+    a resize of the first preparation, refused when it wakes, must not drop the new copy."""
+    world.prepare(fence())
+    stale = fence()
+    world.prepare(fence(), ["thumb"])
+
+    with pytest.raises(ApplicationError) as refused:
+        world.resize("thumb", stale)
+    assert superseded(refused)
+
+    result = world.resize("thumb", fence())
+    assert list(world.snapshot().objects) == [result.key]

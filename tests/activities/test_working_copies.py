@@ -84,3 +84,13 @@ def test_shutdown_waits_for_the_held_copies(decoded: DecodedImage, tmp_path: Pat
     assert not copies.wait_until_empty(0.05)
     threading.Timer(0.05, copies.rendered, ("a", "thumb")).start()
     assert copies.wait_until_empty(5)
+
+
+def test_a_resize_of_an_older_preparation_leaves_a_newer_copy(decoded: DecodedImage) -> None:
+    copies = WorkingCopies(max_bytes=10**9, max_age_seconds=60)
+    copies.keep("a", decoded, ["thumb"], prepared_under=200)
+    copies.rendered("a", "thumb", rendered_under=150)  # scheduled before that preparation
+    copies.discard("a", refused_under=150)
+    assert copies.get("a") is decoded
+    copies.rendered("a", "thumb", rendered_under=250)
+    assert len(copies) == 0
