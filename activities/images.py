@@ -231,10 +231,11 @@ class ImageActivities:
         self._versions.forget(request.keys)
         if not request.guarded_keys:
             return
-        if self._records.still_failed(uuid.UUID(request.image_id), request.fence):
-            for key in request.guarded_keys:
-                self._storage.delete(key)
-        else:
+        with self._records.while_still_failed(uuid.UUID(request.image_id), request.fence) as failed:
+            if failed:
+                for key in request.guarded_keys:
+                    self._storage.delete(key)
+        if not failed:
             activity.logger.warning("kept the upload of %s: it was retried", request.image_id)
 
     def _discard_quietly(self, keys: list[str], *, forget: bool = True) -> None:

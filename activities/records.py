@@ -10,7 +10,8 @@ announces nothing, to clients or to webhooks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -181,11 +182,16 @@ class ImageRecords:
                 raise StaleWriteError(f"image {image_id} is {image.written.state.value} now")
             session.execute(update(Image).where(Image.id == image_id, changed).values(**values))
 
-    def still_failed(self, image_id: uuid.UUID, fence: Fence) -> bool:
-        """Whether the failure written under `fence` is still the image's last word."""
-        with self._sessions() as session:
+    @contextmanager
+    def while_still_failed(self, image_id: uuid.UUID, fence: Fence) -> Iterator[bool]:
+        """Whether the failure written under `fence` is still the image's last word, with
+        the image's row locked until the block ends: a run that a reset started cannot take
+        the image up between this answer and what the block does on it. (Locked through
+        the block, a frozen caller holds the image until it resumes or dies; it never acts
+        on an answer that has gone stale.)"""
+        with self._sessions.begin() as session:
             image = lock_image(session, image_id)
-            return (
+            yield (
                 image is not None
                 and image.written.state == ImageState.ERROR
                 and image.written.fence.token <= fence.token

@@ -117,13 +117,17 @@ class UploadActivities:
         A stale attempt (the image went on under a later fence) is refused before it
         deletes anything.
         """
+        image_id = uuid.UUID(request.image_id)
         self._records.set_error(
-            uuid.UUID(request.image_id),
+            image_id,
             ErrorCode.UPLOAD_EXPIRED,
             "no upload was confirmed before the link expired",
             request.fence,
         )
-        self._storage.delete(request.source_key)
+        # Under the image's lock: a run that a reset started meanwhile keeps its upload.
+        with self._records.while_still_failed(image_id, request.fence) as expired:
+            if expired:
+                self._storage.delete(request.source_key)
         activity.logger.info("expired upload link of %s (%s)", request.image_id, ImageState.ERROR)
 
 

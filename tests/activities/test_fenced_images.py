@@ -47,11 +47,17 @@ class HookedStorage(Storage):
     """Runs `before_put` just before an object is written: a newer write sneaks in there."""
 
     before_put: list[Callable[[], object]]
+    before_delete: list[Callable[[], object]]
 
     def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
         for hook in self.before_put:
             hook()
         super().put_bytes(key, data, content_type, cache_control)
+
+    def delete(self, key: str) -> None:
+        for hook in self.before_delete:
+            hook()
+        super().delete(key)
 
 
 @pytest.fixture
@@ -67,7 +73,7 @@ def world(
     copies: WorkingCopies,
 ) -> Iterator[World]:
     hooked = HookedStorage(storage.client, storage.client, storage.bucket, 3600)
-    hooked.before_put = []
+    hooked.before_put, hooked.before_delete = [], []
     activities = ImageActivities(hooked, sessions, settings, "render-here", copies)
     world = World(activities, hooked, sessions, PROJECT_ID)
     world.add_image(jpeg_bytes(1200, 900))
@@ -330,6 +336,44 @@ def test_discard_keeps_a_source_that_a_newer_run_uses(world: World) -> None:
     world.run(world.activities.discard, leftovers)  # the failure's discard, late
 
     assert world.storage.size_of(world.source_key) > 0
+
+
+def test_a_reset_run_waits_for_a_discard_under_way(world: World) -> None:
+    """The discard checked that the failure stands and is deleting the source: a run that
+    a reset started meanwhile waits for it, then finds the source gone, never the other
+    way round (a source deleted under a run that had taken the image up)."""
+    leftovers = world.fail(fence(), source=True)
+    deleting, go_on = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        deleting.set()
+        go_on.wait(10)
+
+    assert isinstance(world.storage, HookedStorage)
+    world.storage.before_delete.append(hold)
+    discard = threading.Thread(target=world.run, args=(world.activities.discard, leftovers))
+    discard.start()
+    assert deleting.wait(10)
+    outcome: list[BaseException] = []
+    reset = threading.Thread(target=lambda: _catching(outcome, world.prepare, fence(RESET_RUN)))
+    reset.start()
+    reset.join(0.5)
+    assert reset.is_alive()  # waiting for the image's lock
+
+    go_on.set()
+    discard.join(10)
+    reset.join(10)
+
+    assert not discard.is_alive() and not reset.is_alive()
+    [error] = outcome
+    assert isinstance(error, ApplicationError) and error.type == ErrorCode.SOURCE_MISSING
+
+
+def _catching(into: list[BaseException], function: Callable[..., object], *args: object) -> None:
+    try:
+        function(*args)
+    except BaseException as error:  # handed to the test's thread
+        into.append(error)
 
 
 class RecordingStarter(DeliveryStarter):
