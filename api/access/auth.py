@@ -117,19 +117,33 @@ class AccessControl:
             else "the API key is not valid"
         )
 
-    def key_still_active(self, sessions: sessionmaker[Session], key_id: str) -> bool:
-        """Whether the key a principal or token names may still be used. May query Postgres.
+    def key_still_active(
+        self, sessions: sessionmaker[Session], key_id: str, project_id: int | None = None
+    ) -> bool:
+        """Whether the key a principal or token names may still be used (on `project_id`,
+        if given). May query Postgres.
 
-        Keys from API_KEYS last as long as the process; stored ones until revoked or expired.
+        Keys from API_KEYS last while this process's API_KEYS lists them: a token minted
+        by another process, or before a restart that removed or narrowed its key, opens
+        nothing. Stored keys last until revoked or expired; their scope never changes.
         """
-        if self.open_mode or key_id.startswith(CONFIGURED_KEY_PREFIX):
+        if self.open_mode:
             return True
+        if key_id.startswith(CONFIGURED_KEY_PREFIX):
+            principal = self._configured_by_id(key_id)
+            return principal is not None and (project_id is None or principal.can_use(project_id))
         try:
             stored_id = uuid.UUID(key_id)
         except ValueError:
             return False  # "open" from a token of an open-mode API, or garbage
         with sessions() as session:
             return key_is_active(session, stored_id)
+
+    def _configured_by_id(self, key_id: str) -> Principal | None:
+        return next(
+            (grant.principal for grant in self.configured if grant.principal.key_id == key_id),
+            None,
+        )
 
     def _configured_principal(self, presented: str) -> Principal | None:
         digest = hashlib.sha256(presented.encode("utf-8")).digest()

@@ -58,8 +58,9 @@ def ws_admission(
         parsed = access.ws_tokens.verify(token, project_id)
     except InvalidWsTokenError as error:
         return Admission(f"invalid token: {error}")
-    # A token outlives a revocation by up to its TTL unless its key is checked too.
-    if not access.key_still_active(sessions, parsed.key_id):
+    # A token outlives a revocation (or a key's removal from API_KEYS, or a narrower
+    # scope) by up to its TTL unless its key is checked too.
+    if not access.key_still_active(sessions, parsed.key_id, project_id):
         return Admission(KEY_REVOKED)
     return Admission(None, parsed.key_id)
 

@@ -6,6 +6,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from api.access.auth import OPEN, AccessControl, Principal
+from api.access.ws_admission import KEY_REVOKED, ws_admission
 from api.access.ws_tokens import InvalidWsTokenError, WsTokenSigner
 from core.access import parse_api_keys
 from core.settings import Settings
@@ -97,3 +98,29 @@ def test_origin_allowlist_and_wildcard() -> None:
     assert listed.origin_allowed("http://localhost:3000", "api.example.com")
     assert not listed.origin_allowed("https://api.example.com", "api.example.com")
     assert access("*").origin_allowed("http://anything.example", "api.example.com")
+
+
+def keyed(api_keys: str) -> AccessControl:
+    return AccessControl.from_settings(
+        Settings.model_validate({"api_keys": api_keys, "ws_token_secret": SECRET})
+    )
+
+
+def test_a_token_opens_nothing_once_its_key_left_api_keys_or_lost_the_project() -> None:
+    """Another process (or this one after a restart) with a changed API_KEYS: tokens
+    minted for a removed key, or for a project the key no longer has, are refused."""
+    minting = keyed(f"{KEY_A}:1,2")
+    key_id = minting.authenticate(None, KEY_A).key_id  # type: ignore[arg-type]
+    assert key_id is not None and minting.ws_tokens is not None
+    token, _ = minting.ws_tokens.issue(1, key_id)
+    sessions = None  # configured keys are checked without Postgres
+
+    def admitted(access: AccessControl) -> bool:
+        admission = ws_admission(access, sessions, {}, 1, token)  # type: ignore[arg-type]
+        assert admission.refusal in (None, KEY_REVOKED)
+        return admission.refusal is None
+
+    assert admitted(minting)
+    assert not admitted(keyed(f"{KEY_B}:1"))  # the key was removed
+    assert not admitted(keyed(f"{KEY_A}:2"))  # the key lost project 1
+    assert admitted(keyed(f"{KEY_A}:1;{KEY_B}:3"))
