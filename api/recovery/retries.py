@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from temporalio.api.common.v1 import WorkflowExecution
@@ -107,30 +107,33 @@ class Retries:
     async def project(self, project_id: int) -> tuple[list[Retried], int]:
         """Retry every failed image of the project (at most MAX_PROJECT_RETRIES); also
         answers how many failed images are left for another call."""
-        images = await run_in_threadpool(self._failed, project_id)
+        images, failed = await run_in_threadpool(self._failed, project_id)
         slots = asyncio.Semaphore(PROJECT_RETRY_CONCURRENCY)
 
         async def one(image: Image) -> Retried:
             async with slots:
                 return await self.image(image)
 
-        retried = await asyncio.gather(*(one(image) for image in images[:MAX_PROJECT_RETRIES]))
-        return list(retried), max(0, len(images) - MAX_PROJECT_RETRIES)
+        retried = await asyncio.gather(*(one(image) for image in images))
+        return list(retried), max(0, failed - len(images))
 
-    def _failed(self, project_id: int) -> list[Image]:
+    def _failed(self, project_id: int) -> tuple[list[Image], int]:
+        """The first MAX_PROJECT_RETRIES retryable failed images, and how many there are
+        in all (both from the index of failed images, never a walk of the project)."""
+        retryable = (
+            Image.project_id == project_id,
+            Image.state == ImageState.ERROR.value,
+            Image.error_code.in_(RESUMABLE_ERROR_TYPES),
+        )
         with self._sessions() as session:
-            return list(
-                session.scalars(
-                    select(Image)
-                    .where(
-                        Image.project_id == project_id,
-                        Image.state == ImageState.ERROR.value,
-                        Image.error_code.in_(RESUMABLE_ERROR_TYPES),
-                    )
-                    .order_by(Image.created_at, Image.id)
-                    .limit(MAX_PROJECT_RETRIES + 1)
-                )
-            )
+            taken = session.scalars(
+                select(Image)
+                .where(*retryable)
+                .order_by(Image.created_at, Image.id)
+                .limit(MAX_PROJECT_RETRIES)
+            ).all()
+            total = session.scalar(select(func.count()).select_from(Image).where(*retryable))
+            return list(taken), total or 0
 
     async def _reset(self, workflow_id: str, run_id: str, event_id: int) -> str:
         request = ResetWorkflowExecutionRequest(
