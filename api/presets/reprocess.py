@@ -39,6 +39,7 @@ from core.reprocess_contracts import (
     ReprocessImageRequest,
     ReprocessInput,
     ReprocessProgress,
+    ReprocessState,
     reprocess_image_workflow_id,
     reprocess_queue_for,
     reprocess_workflow_id,
@@ -124,6 +125,9 @@ class Reprocessing:
                 answer = await handle.result()
             elif status is None:
                 return None
+            elif status == WorkflowExecutionStatus.CANCELED:
+                # Cancelled from the Temporal UI or CLI: the same word as a cancel signal's.
+                return ReprocessProgress(project_id, state=ReprocessState.CANCELLED.value)
             else:
                 return ReprocessProgress(project_id, state=status.name.lower())
         except (RPCError, RuntimeError, WorkflowQueryFailedError) as error:

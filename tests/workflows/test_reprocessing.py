@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from temporalio.workflow import NondeterminismError
 
 from core.reprocess_contracts import (
@@ -36,6 +36,7 @@ from core.reprocess_contracts import (
     ReprocessPageInput,
     ReprocessProgress,
 )
+from workflows import reprocessing
 from workflows.reprocessing import ReprocessImageWorkflow, ReprocessProjectWorkflow
 
 HISTORIES_DIR = Path(__file__).resolve().parent.parent / "histories" / "reprocess"
@@ -49,6 +50,7 @@ RECORDED = [
     "cancelled",
     "one_image",
     "busy_rechecked",
+    "cancel_overridden",
 ]
 
 
@@ -61,6 +63,8 @@ class StandIns:
         self.failing = failing
         # The first image is still being processed for its first `busy` looks.
         self.busy = busy
+        # Images still being processed however often they are looked at.
+        self.always_busy: set[str] = set()
         self.rendered: list[str] = []
         self.reports: list[ReprocessProgress] = []
         self.gate = asyncio.Event()
@@ -79,6 +83,8 @@ class StandIns:
         await self.gate.wait()
         if request.image_id in self.failing:
             raise ApplicationError("bad", type="invalid_image", non_retryable=True)
+        if request.image_id in self.always_busy:
+            return ReprocessImageResult(request.image_id, ImageOutcome.SKIPPED.value)
         if request.image_id == self.ids[0] and self.busy > 0:
             self.busy -= 1
             return ReprocessImageResult(request.image_id, ImageOutcome.SKIPPED.value)
@@ -211,6 +217,81 @@ async def test_cancel_ends_the_run(temporal_client: Client) -> None:
         await record(temporal_client, handle, "cancelled")
 
 
+async def test_a_change_after_a_cancel_is_walked_not_dropped(temporal_client: Client) -> None:
+    """Cancelled while its images were in flight, then a preset change (signal-with-start
+    finds the run still open): the run goes on and walks the change."""
+    queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(3)
+    stand_ins.gate.clear()
+    async with worker(temporal_client, queue, stand_ins):
+        handle = await start(temporal_client, queue, ReprocessInput(11, 1, 1, 10))
+        await asyncio.sleep(0.5)  # the first image is in flight
+        await handle.signal("cancel")
+        again = await start_same(temporal_client, queue, handle.id, version=2)
+        assert again.result_run_id == handle.result_run_id
+        stand_ins.gate.set()
+        progress = await temporal_client.get_workflow_handle(
+            handle.id, result_type=ReprocessProgress
+        ).result()
+        assert (progress.state, progress.presets_version) == ("done", 2)
+        assert stand_ins.ids[-1] in stand_ins.rendered
+        # The run that took the cancel and the change (the patch's marker is in it).
+        first = temporal_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        await record(temporal_client, first, "cancel_overridden")
+
+
+async def test_a_start_after_a_cancel_goes_on(temporal_client: Client) -> None:
+    queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(3)
+    stand_ins.gate.clear()
+    async with worker(temporal_client, queue, stand_ins):
+        handle = await start(temporal_client, queue, ReprocessInput(12, 1, 1, 10))
+        await asyncio.sleep(0.5)
+        await handle.signal("cancel")
+        await handle.signal("resume")  # what `POST .../reprocess` sends a running run
+        stand_ins.gate.set()
+        progress = await temporal_client.get_workflow_handle(
+            handle.id, result_type=ReprocessProgress
+        ).result()
+        assert (progress.state, progress.images_seen) == ("done", 3)
+        assert sorted(stand_ins.rendered) == stand_ins.ids
+
+
+async def test_a_cancel_from_the_ui_is_reported(temporal_client: Client) -> None:
+    queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(3)
+    async with worker(temporal_client, queue, stand_ins):
+        handle = await start(temporal_client, queue, ReprocessInput(13, 1, 2, 10, paused=True))
+        await until_state(handle, "paused")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        assert stand_ins.reports[-1].state == "cancelled"
+
+
+async def test_a_lasting_burst_of_busy_images_ends_after_its_rechecks(
+    temporal_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More busy images than the run carries: it walks the project again, at most
+    MAX_BUSY_RECHECKS times, then ends (it used to re-walk for as long as they were busy)."""
+    monkeypatch.setattr(reprocessing, "MAX_BUSY_IDS", 1)
+    queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(3)
+    stand_ins.always_busy = {stand_ins.ids[0], stand_ins.ids[1]}
+    unsandboxed = Worker(
+        temporal_client,
+        task_queue=queue,
+        workflows=[ReprocessProjectWorkflow],
+        activities=stand_ins.all(),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    async with unsandboxed:
+        request = ReprocessInput(14, 1, 2, 10, recheck_delay_seconds=0.1)
+        handle = await start(temporal_client, queue, request)
+        async with asyncio.timeout(30):
+            progress = await temporal_client.get_workflow_handle(
+                handle.id, result_type=ReprocessProgress
+            ).result()
+        assert progress.state == "done"
+        assert progress.walk == 1 + reprocessing.MAX_BUSY_RECHECKS
+
+
 async def test_images_still_processing_are_looked_at_again(temporal_client: Client) -> None:
     queue, stand_ins = f"test-reprocess-{uuid.uuid4()}", StandIns(5, busy=2)
     async with worker(temporal_client, queue, stand_ins):
@@ -219,9 +300,15 @@ async def test_images_still_processing_are_looked_at_again(temporal_client: Clie
         progress = await temporal_client.get_workflow_handle(
             handle.id, result_type=ReprocessProgress
         ).result()
-        # Only the busy image is looked at again (twice), not the whole project.
+        # Only the busy image is looked at again (twice), not the whole project, and it
+        # is counted once: rendered in the end, no longer skipped.
         assert sorted(stand_ins.rendered) == stand_ins.ids
-        assert (progress.state, progress.walk, progress.images_skipped) == ("done", 1, 2)
+        assert (progress.state, progress.walk) == ("done", 1)
+        assert (progress.images_seen, progress.images_rendered, progress.images_skipped) == (
+            5,
+            5,
+            0,
+        )
         await record(temporal_client, handle, "busy_rechecked")
 
 
