@@ -16,15 +16,20 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from core.contracts import (
+    CONFIRM_UPLOAD_UPDATE,
     DISCARD_ACTIVITY,
+    EXPIRE_UPLOAD_ACTIVITY,
     FAIL_ACTIVITY,
     FINISH_ACTIVITY,
     PREPARE_ACTIVITY,
     RENDER_QUEUE_ALIVE_ACTIVITY,
     RESIZE_ACTIVITY,
     SEAL_ORIGINAL_ACTIVITY,
+    VERIFY_UPLOAD_ACTIVITY,
+    ConfirmUploadInput,
     DiscardInput,
     ErrorCode,
+    ExpireUploadInput,
     FailureInput,
     FinishInput,
     ImageProcessingInput,
@@ -36,6 +41,9 @@ from core.contracts import (
     ResizeInput,
     ResizeResult,
     SealInput,
+    UploadConfirmation,
+    VerifiedUpload,
+    VerifyUploadInput,
     original_key_for,
     staging_key_for,
     workflow_id_for,
@@ -376,3 +384,55 @@ async def test_a_direct_upload_after_a_transient_fault_keeps_its_original(
     assert outcome.failure is not None
     [failed] = fakes.failed
     assert (failed.code, failed.original_key) == ("storage_unavailable", None)
+
+
+async def test_a_confirmation_arriving_with_the_deadline_is_honoured(
+    temporal_client: Client,
+) -> None:
+    """The link's deadline passes while no worker runs, and the client confirms meanwhile:
+    the next workflow task holds both (the timer firing and the update). The SDK runs the
+    update's handler first, and the wait for a confirmation sees it before its timeout."""
+    fakes, expired = FakeActivities(), []
+
+    @activity.defn(name=VERIFY_UPLOAD_ACTIVITY)
+    def verify(request: VerifyUploadInput) -> VerifiedUpload:
+        return VerifiedUpload('"e1"', "PNG")
+
+    @activity.defn(name=EXPIRE_UPLOAD_ACTIVITY)
+    def expire(request: ExpireUploadInput) -> None:
+        expired.append(request.image_id)
+
+    task_queue, image_id = f"test-{uuid.uuid4()}", str(uuid.uuid4())
+    request = ImageProcessingInput(
+        image_id, 9, staging_key_for(image_id), awaiting_upload=True, upload_timeout_seconds=2
+    )
+    with ThreadPoolExecutor(max_workers=8) as executor:
+
+        def a_worker() -> Worker:
+            return Worker(
+                temporal_client,
+                task_queue=task_queue,
+                workflows=[ImageProcessingWorkflow],
+                activities=[*fakes.all(), verify, expire],
+                activity_executor=executor,
+            )
+
+        async with a_worker():
+            handle = await temporal_client.start_workflow(
+                ImageProcessingWorkflow.run, request, id=workflow_id_for(image_id),
+                task_queue=task_queue,
+            )  # fmt: skip
+            assert (await handle.query(ImageProcessingWorkflow.status)).state == "init"
+        await asyncio.sleep(3)  # the deadline passes with no worker
+        confirming = asyncio.create_task(
+            handle.execute_update(
+                CONFIRM_UPLOAD_UPDATE, ConfirmUploadInput(image_id), result_type=UploadConfirmation
+            )
+        )
+        await asyncio.sleep(1)
+        async with a_worker():
+            answer = await confirming
+            result = await handle.result()
+
+    assert answer.state == "uploaded"
+    assert result.state == "done" and expired == []
