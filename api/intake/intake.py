@@ -28,16 +28,18 @@ from api.intake.dedupe import find_duplicate
 from api.intake.ingress import ReceivedUpload, image_row, receive_upload
 from api.intake.registry import (
     check_replay,
+    delete_locked_row,
     discard_object,
-    forget_image,
+    lock_image_row,
     processing_input,
     project_presets,
     register_image,
     sanitize_filename,
     start_image_workflow,
+    workflow_started,
 )
 from api.intake.upload_links import UploadLink, confirm_upload, sign_upload_link
-from core.contracts import ImageState, staging_key_for, workflow_id_for
+from core.contracts import ImageProcessingInput, ImageState, staging_key_for, workflow_id_for
 from core.logging import bind_image_context
 from core.models import Image
 from core.settings import Settings
@@ -151,19 +153,34 @@ class ImageIntake:
                 project_id=image.project_id,
                 workflow_id=workflow_id_for(str(image.id)),
             )
-            if image.id != claim.row.id:
+            replay = image.id != claim.row.id
+            if replay:
                 await self._replayed(claim, image)
             presets = await run_in_threadpool(project_presets, self.sessions, image.project_id)
-            # On a replay too: the earlier request may have died before it started it.
-            await start_image_workflow(
-                self.temporal,
-                self.settings,
-                processing_input(image, self.settings, claim.source_etag, presets),
-            )
+            request = processing_input(image, self.settings, claim.source_etag, presets)
+            if replay:
+                # The earlier request may have died before it started it.
+                await self._start_replayed(image, request)
+            else:
+                await start_image_workflow(self.temporal, self.settings, request)
         except BaseException:
-            await run_in_threadpool(self._undo, claim, image)
+            await self._undo(claim, image)
             raise
         return image
+
+    async def _start_replayed(self, earlier: Image, request: ImageProcessingInput) -> None:
+        """Start (or join) the earlier request's workflow while holding its row, so that
+        request's undo cannot delete the row under this request's answer: it waits, then
+        finds the workflow and keeps the image; or it went first, and this one says retry."""
+        session = self.sessions()
+        try:
+            if not await run_in_threadpool(lock_image_row, session, earlier.id):
+                raise ConflictError(
+                    "a request with this key is being undone; retry", code=ApiErrorCode.RETRY
+                )
+            await start_image_workflow(self.temporal, self.settings, request)
+        finally:
+            await run_in_threadpool(session.close)
 
     async def _replayed(self, claim: _Claim, earlier: Image) -> None:
         """The key was used before: drop this request's copy; the earlier image answers."""
@@ -174,14 +191,35 @@ class ImageIntake:
         if claim.on_replay is not None:
             claim.on_replay(earlier)
 
-    def _undo(self, claim: _Claim, registered: Image | None) -> None:
+    async def _undo(self, claim: _Claim, registered: Image | None) -> None:
         """The one undo path. Never raises; the staging sweep is the backstop."""
         if registered is None:  # nothing was inserted
             if claim.uploaded:
-                discard_object(self.storage, claim.row.source_key)
+                await run_in_threadpool(discard_object, self.storage, claim.row.source_key)
         elif registered.id == claim.row.id:  # this request's row and object
-            forget_image(self.sessions, self.storage, registered.id, registered.source_key)
+            await self._forget(registered)
         # else: a replay, whose own copy is gone already; the earlier image is not ours
+
+    async def _forget(self, image: Image) -> None:
+        """Undo this request's registration, unless its workflow runs after all (a replay
+        of the key started it, or the start that failed here had reached Temporal): then
+        the image was accepted, and stays. The row goes first, under its lock, and the
+        object only once the row is gone: a row left without its object would be accepted
+        again by a retry of the key, and fail; an object left alone the sweep removes."""
+        session = self.sessions()
+        try:
+            if await run_in_threadpool(lock_image_row, session, image.id):
+                if await workflow_started(self.temporal, image.id):
+                    logger.warning("kept image %s: its workflow was started", image.id)
+                    return
+                await run_in_threadpool(delete_locked_row, session, image.id)
+        except Exception:
+            # Row and object both stay: a retry of the key starts the workflow for them.
+            logger.exception("could not remove the row of undone image %s", image.id)
+            return
+        finally:
+            await run_in_threadpool(session.close)
+        await run_in_threadpool(discard_object, self.storage, image.source_key)
 
 
 def _still_awaiting_upload(earlier: Image) -> None:

@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
@@ -18,7 +18,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiErrorCode, ConflictError, ServiceUnavailableError
 from core.contracts import WORKFLOW_NAME, ImageProcessingInput, ImageState, workflow_id_for
@@ -116,19 +116,30 @@ def upload_timeout_seconds(settings: Settings) -> float:
     return float(settings.upload_link_expiry_seconds + settings.upload_confirm_grace_seconds)
 
 
-def forget_image(
-    sessions: sessionmaker[Session], storage: Storage, image_id: uuid.UUID, source_key: str
-) -> None:
-    """Undo a registration whose workflow could not be started. Never raises."""
-    # Each step on its own: with Postgres down, the object must still go (and vice versa).
-    discard_object(storage, source_key)
+def lock_image_row(session: Session, image_id: uuid.UUID) -> bool:
+    """Begin `session`'s transaction by locking the image's row; False if it is gone.
+
+    Held by a replay while it starts the image's workflow, and by the first request's undo
+    while it decides to delete the row: the two never interleave.
+    """
+    locked = session.scalar(select(Image.id).where(Image.id == image_id).with_for_update())
+    return locked is not None
+
+
+def delete_locked_row(session: Session, image_id: uuid.UUID) -> None:
+    session.execute(delete(Image).where(Image.id == image_id))
+    session.commit()
+
+
+async def workflow_started(client: Client, image_id: uuid.UUID) -> bool | None:
+    """Whether the image's workflow exists; None when Temporal cannot say."""
     try:
-        with sessions.begin() as session:
-            image = session.get(Image, image_id)
-            if image is not None:
-                session.delete(image)
-    except Exception:
-        logger.exception("could not remove the row of undone image %s", image_id)
+        await client.get_workflow_handle(workflow_id_for(str(image_id))).describe()
+    except RPCError as error:
+        return False if error.status == RPCStatusCode.NOT_FOUND else None
+    except RuntimeError:  # the lazily connected client, while Temporal is unreachable
+        return None
+    return True
 
 
 def discard_object(storage: Storage, key: str) -> None:

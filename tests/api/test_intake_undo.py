@@ -1,0 +1,134 @@
+"""The undo of a failed registration against a replay of its Idempotency-Key, in process
+against the real Postgres, S3 and Temporal: nothing a client was told is accepted is ever
+deleted, and a half-failed undo leaves nothing a retry would accept without its object."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from api.errors import ServiceUnavailableError
+from api.intake import intake
+from api.intake.registry import start_image_workflow
+from core.contracts import original_key_for, workflow_id_for
+from core.models import Image
+from core.settings import Settings
+from core.storage import ObjectMissingError, Storage
+from tests.api.conftest import serve
+from tests.factories import jpeg_bytes
+
+JPEG = jpeg_bytes(320, 240)
+Start = Callable[..., Awaitable[str]]
+
+
+def upload(project_id: int) -> dict[str, Any]:
+    return {"data": {"project_id": str(project_id)}, "files": {"file": ("a.jpg", JPEG)}}
+
+
+def stored(storage: Storage, key: str) -> bool:
+    try:
+        storage.size_of(key)
+    except ObjectMissingError:
+        return False
+    return True
+
+
+def new_project() -> int:
+    return 10**9 + uuid.uuid4().int % 10**9
+
+
+async def test_a_replay_that_started_the_workflow_keeps_the_image_the_first_undoes(
+    settings: Settings,
+    storage: Storage,
+    sessions: sessionmaker[Session],
+    temporal_client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first request's start fails only after a replay of its key started the workflow
+    and answered 202: the first's undo must keep the row and the object."""
+    replay_answered, first_starting = asyncio.Event(), asyncio.Event()
+    starts = 0
+
+    async def flaky_start(*args: Any) -> str:
+        nonlocal starts
+        starts += 1
+        if starts == 1:
+            first_starting.set()
+            await replay_answered.wait()
+            raise ServiceUnavailableError("the workflow service is unavailable")
+        return await start_image_workflow(*args)
+
+    monkeypatch.setattr(intake, "start_image_workflow", flaky_start)
+    project_id, key = new_project(), {"Idempotency-Key": f"race-{uuid.uuid4().hex}"}
+    async with serve(settings) as api:
+        first = asyncio.create_task(api.post("/upload_image", headers=key, **upload(project_id)))
+        await first_starting.wait()
+        replay = await api.post("/upload_image", headers=key, **upload(project_id))
+        replay_answered.set()
+        failed = await first
+
+    assert (failed.status_code, replay.status_code) == (503, 202)
+    image_id = replay.json()["image_id"]
+    with sessions() as session:
+        assert session.get(Image, uuid.UUID(image_id)) is not None
+    assert stored(storage, original_key_for(image_id))
+    await temporal_client.get_workflow_handle(workflow_id_for(image_id)).terminate("test done")
+
+
+async def test_an_undo_that_cannot_delete_the_row_keeps_the_object_for_a_retry(
+    settings: Settings,
+    storage: Storage,
+    sessions: sessionmaker[Session],
+    temporal_client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Postgres fails under the undo: the row stays, so its object must stay too, and a
+    retry of the key starts the workflow for both."""
+    starts = 0
+
+    async def first_start_fails(*args: Any) -> str:
+        nonlocal starts
+        starts += 1
+        if starts == 1:
+            raise ServiceUnavailableError("the workflow service is unavailable")
+        return await start_image_workflow(*args)
+
+    def database_down(*args: Any) -> None:
+        raise ConnectionError("Postgres is unreachable")
+
+    monkeypatch.setattr(intake, "start_image_workflow", first_start_fails)
+    monkeypatch.setattr(intake, "delete_locked_row", database_down)
+    project_id, key = new_project(), {"Idempotency-Key": f"undo-{uuid.uuid4().hex}"}
+    async with serve(settings) as api:
+        failed = await api.post("/upload_image", headers=key, **upload(project_id))
+        retried = await api.post("/upload_image", headers=key, **upload(project_id))
+
+    assert (failed.status_code, retried.status_code) == (503, 202)
+    image_id = retried.json()["image_id"]
+    assert stored(storage, original_key_for(image_id))
+    await temporal_client.get_workflow_handle(workflow_id_for(image_id)).terminate("test done")
+
+
+async def test_a_failed_start_with_no_replay_still_stores_nothing(
+    settings: Settings,
+    storage: Storage,
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def start_fails(*args: Any) -> str:
+        raise ServiceUnavailableError("the workflow service is unavailable")
+
+    monkeypatch.setattr(intake, "start_image_workflow", start_fails)
+    project_id = new_project()
+    async with serve(settings) as api:
+        failed = await api.post("/upload_image", **upload(project_id))
+        listing = await api.get(f"/projects/{project_id}/images")
+
+    assert failed.status_code == 503
+    assert listing.json()["images"] == []
