@@ -167,7 +167,9 @@ class ImageProcessingWorkflow(Rendering):
         if confirmation.state == ImageState.ERROR:
             code = confirmation.error_code or ErrorCode.INVALID_IMAGE.value
             message = confirmation.error_message or code
-            await self._fail(request, working_key, code, message, refuse_source=True)
+            # A verification that outlived an outage keeps the upload, for a retry.
+            refuse = not keeps_source(code)
+            await self._fail(request, working_key, code, message, refuse_source=refuse)
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise self._final_error(request)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
@@ -436,3 +437,45 @@ async def test_a_confirmation_arriving_with_the_deadline_is_honoured(
 
     assert answer.state == "uploaded"
     assert result.state == "done" and expired == []
+
+
+async def test_a_verification_that_outlived_an_outage_keeps_the_upload(
+    temporal_client: Client,
+) -> None:
+    """S3 was down for longer than the verification's retries: the image ends in `error`
+    with a code a retry resumes, and its upload stays for that retry."""
+    fakes = FakeActivities()
+
+    @activity.defn(name=VERIFY_UPLOAD_ACTIVITY)
+    def verify(request: VerifyUploadInput) -> VerifiedUpload:
+        raise ApplicationError("S3 is down", type=ErrorCode.STORAGE_UNAVAILABLE)
+
+    task_queue, image_id = f"test-{uuid.uuid4()}", str(uuid.uuid4())
+    request = ImageProcessingInput(
+        image_id,
+        9,
+        staging_key_for(image_id),
+        awaiting_upload=True,
+        upload_timeout_seconds=60,
+        max_attempts=1,
+    )
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[ImageProcessingWorkflow],
+        activities=[*fakes.all(), verify],
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+    ):
+        handle = await temporal_client.start_workflow(
+            ImageProcessingWorkflow.run, request, id=workflow_id_for(image_id),
+            task_queue=task_queue,
+        )  # fmt: skip
+        answer = await handle.execute_update(
+            CONFIRM_UPLOAD_UPDATE, ConfirmUploadInput(image_id), result_type=UploadConfirmation
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+
+    assert (answer.state, answer.error_code) == ("error", ErrorCode.STORAGE_UNAVAILABLE)
+    [failure] = fakes.failed
+    assert failure.code == ErrorCode.STORAGE_UNAVAILABLE and failure.source_key is None
