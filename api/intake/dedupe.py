@@ -36,11 +36,18 @@ def project_dedupes(session: Session, project_id: int) -> bool:
 
 
 def find_duplicate(
-    sessions: sessionmaker[Session], project_id: int, sha256: str, requested: bool | None
+    sessions: sessionmaker[Session],
+    project_id: int,
+    sha256: str,
+    requested: bool | None,
+    idempotency_key: str | None = None,
 ) -> Image | None:
     """The oldest `done` image of the project with these bytes, when dedupe is on: as the
-    request says, else as the project's setting says."""
+    request says, else as the project's setting says. Never for an Idempotency-Key used
+    before: that request's image answers (or a 409, for other bytes), not a look-alike."""
     with sessions() as session:
+        if idempotency_key is not None and _key_used(session, project_id, idempotency_key):
+            return None
         if requested is None:
             requested = project_dedupes(session, project_id)
         if not requested:
@@ -55,6 +62,13 @@ def find_duplicate(
             .order_by(Image.created_at, Image.id)
             .limit(1)
         )
+
+
+def _key_used(session: Session, project_id: int, idempotency_key: str) -> bool:
+    used = select(Image.id).where(
+        Image.project_id == project_id, Image.idempotency_key == idempotency_key
+    )
+    return session.scalar(used.limit(1)) is not None
 
 
 def set_project_dedupe(session: Session, project_id: int, dedupe: bool) -> None:

@@ -91,7 +91,7 @@ class ImageIntake:
         upload = await receive_upload(
             request, self.storage, self.settings, principal.require_project
         )
-        duplicate = await self._duplicate(upload)
+        duplicate = await self._duplicate(upload, idempotency_key)
         if duplicate is not None:
             return duplicate
         claim = _Claim(image_row(upload, idempotency_key), upload.sha256, upload.etag, True)
@@ -100,12 +100,19 @@ class ImageIntake:
             logger.info("accepted image %s for project %s", image.id, image.project_id)
         return _admitted(image)
 
-    async def _duplicate(self, upload: ReceivedUpload) -> Admitted | None:
+    async def _duplicate(
+        self, upload: ReceivedUpload, idempotency_key: str | None
+    ) -> Admitted | None:
         """With dedupe on, bytes already `done` in the project answer that image; this
         request's staged copy is dropped (on a failed lookup too: nothing was registered)."""
         try:
             earlier = await run_in_threadpool(
-                find_duplicate, self.sessions, upload.project_id, upload.sha256, upload.dedupe
+                find_duplicate,
+                self.sessions,
+                upload.project_id,
+                upload.sha256,
+                upload.dedupe,
+                idempotency_key,
             )
         except BaseException:
             await run_in_threadpool(discard_object, self.storage, upload.source_key)

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from api.errors import ServiceUnavailableError
 from api.intake import intake
 from api.intake.registry import start_image_workflow
-from core.contracts import original_key_for, workflow_id_for
+from core.contracts import ImageState, original_key_for, workflow_id_for
 from core.models import Image
 from core.settings import Settings
 from core.storage import ObjectMissingError, Storage
@@ -132,3 +132,44 @@ async def test_a_failed_start_with_no_replay_still_stores_nothing(
 
     assert failed.status_code == 503
     assert listing.json()["images"] == []
+
+
+async def test_a_used_idempotency_key_is_answered_before_dedupe(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    temporal_client: Client,
+) -> None:
+    """Dedupe must not answer for a key used before: other bytes under it are a 409, and
+    the same request again is its own image, never a duplicate of itself."""
+    project_id, key = new_project(), {"Idempotency-Key": f"dedupe-{uuid.uuid4().hex}"}
+    other = jpeg_bytes(200, 100)
+    async with serve(settings) as api:
+        done = await api.post(
+            "/upload_image",
+            data={"project_id": str(project_id)},
+            files={"file": ("b.jpg", other)},
+        )
+        first = await api.post("/upload_image", headers=key, **upload(project_id))
+        started = [done.json()["image_id"], first.json()["image_id"]]
+        with sessions.begin() as session:  # both done, as their workflows would make them
+            for image_id in started:
+                session.get_one(Image, uuid.UUID(image_id)).state = ImageState.DONE
+        reused = await api.post(
+            "/upload_image",
+            headers=key,
+            data={"project_id": str(project_id), "dedupe": "true"},
+            files={"file": ("b.jpg", other)},
+        )
+        replayed = await api.post(
+            "/upload_image",
+            headers=key,
+            data={"project_id": str(project_id), "dedupe": "true"},
+            files={"file": ("a.jpg", JPEG)},
+        )
+
+    assert reused.status_code == 409
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    assert replayed.json()["image_id"] == started[1]
+    assert replayed.json().get("duplicate_of") is None
+    for image_id in started:
+        await temporal_client.get_workflow_handle(workflow_id_for(image_id)).terminate("done")
