@@ -28,6 +28,7 @@ from typing import IO, Any
 import pillow_heif
 from PIL import Image
 
+from core.containers import container_size
 from core.contracts import ErrorCode
 from core.settings import Settings
 
@@ -189,13 +190,23 @@ def check_frames(image: Image.Image, limits: Limits) -> None:
 def identify(head: bytes, limits: Limits, *, complete: bool = False) -> ImageInfo:
     """Format and dimensions from the first bytes of a file, without decoding pixels.
 
-    `complete` says `head` is the whole file, so frames can be counted too.
+    `complete` says `head` is the whole file, so frames can be counted too. A WebP or
+    AVIF head that Pillow cannot open (its openers read the whole file) is sized from its
+    container headers instead (`core.containers`).
     """
-    with open_image(io.BytesIO(head), limits) as image:
-        if complete:
-            check_frames(image, limits)
-        assert image.format is not None
-        return ImageInfo(image.format, image.width, image.height)
+    try:
+        with open_image(io.BytesIO(head), limits) as image:
+            if complete:
+                check_frames(image, limits)
+            assert image.format is not None
+            return ImageInfo(image.format, image.width, image.height)
+    except InvalidImageError:
+        sized = None if complete else container_size(head)
+        if sized is None:
+            raise
+    image_format, width, height = sized
+    check_size(width, height, limits)
+    return ImageInfo(image_format, width, height)
 
 
 MEDIA_TYPES = {

@@ -63,6 +63,12 @@ def png_with_alpha_bytes(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def noise(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    """Incompressible pixels (the same every time): files that are large for their size."""
+    pixels = random.Random(7).randbytes(width * height * len(mode))
+    return Image.frombytes(mode, (width, height), pixels)
+
+
 def encoded(image: Image.Image, image_format: str, **params: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, image_format, **params)

@@ -14,11 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.contracts import ORIGINALS_PREFIX, STAGING_PREFIX, original_key_for
+from core.inspection import HEADER_BYTES
 from core.models import Image
 from core.settings import Settings
 from core.storage import PART_SIZE, Storage
 from tests.api.conftest import serve
-from tests.factories import encoded, jpeg_bytes, photo
+from tests.factories import encoded, jpeg_bytes, noise, photo
 
 JPEG = jpeg_bytes(640, 480)
 
@@ -197,3 +198,20 @@ async def test_status_falls_back_to_the_database_when_no_worker_answers(
         accepted = (await client.post("/upload_image", **upload(5, JPEG))).json()  # type: ignore[arg-type]
         image = (await client.get(f"/images/{accepted['image_id']}")).json()
     assert (image["state"], image["progress"]) == ("uploaded", None)
+
+
+@pytest.mark.parametrize("image_format", ["WEBP", "AVIF"])
+async def test_a_webp_or_avif_larger_than_the_sniffed_head_is_accepted(
+    api: httpx.AsyncClient, storage: Storage, image_format: str
+) -> None:
+    """Their openers read the whole file, so only the container header sizes them while
+    the body streams (they were refused as broken once past 1 MiB)."""
+    data = encoded(noise(1301, 1103), image_format, quality=90)
+    assert len(data) > HEADER_BYTES
+    project_id = 10**9 + uuid.uuid4().int % 10**12
+    name = f"big.{image_format.lower()}"
+    response = await api.post("/upload_image", **upload(project_id, data, name))  # type: ignore[arg-type]
+
+    assert response.status_code == 202, response.text
+    image = (await api.get(f"/images/{response.json()['image_id']}")).json()
+    assert (image["format"], image["width"], image["height"]) == (image_format, 1301, 1103)
