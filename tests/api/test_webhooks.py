@@ -1,0 +1,46 @@
+"""Webhook endpoints in process: what a URL may hold, and the per-project limit."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+# Each test its own project: the limit and the listings count per project.
+
+
+def new_project_id() -> int:
+    return 10**9 + uuid.uuid4().int % 10**12
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/a\x00b",  # Postgres refuses NUL in text: was a 503
+        "http://example.com/a\tb",  # TAB, CR and LF: stripped by urlsplit, stored raw
+        "http://example.com/a\r\nX-Injected: 1",
+        "http://example.com/a\x7f",
+    ],
+)
+async def test_a_url_with_control_characters_is_refused_and_not_stored(
+    api: httpx.AsyncClient, url: str
+) -> None:
+    project_id = new_project_id()
+    path = f"/projects/{project_id}/webhooks"
+    response = await api.post(path, json={"url": url, "events": ["image.done"]})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_webhook_url"
+    assert (await api.get(path)).json()["webhooks"] == []
+
+
+async def test_an_update_cannot_carry_a_url(api: httpx.AsyncClient) -> None:
+    path = f"/projects/{new_project_id()}/webhooks"
+    created = await api.post(path, json={"url": "http://example.com/h", "events": ["image.done"]})
+    assert created.status_code == 201, created.text
+    response = await api.patch(
+        f"{path}/{created.json()['id']}", json={"enabled": True, "url": "http://example.com/\x00"}
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error")
+    (stored,) = (await api.get(path)).json()["webhooks"]
+    assert stored["url"] == "http://example.com/h"
