@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.errors import ConflictError
+from api.webhooks.endpoints import WebhookEndpoints
+from api.webhooks.schemas import WebhookCreate
+from core.models import WebhookEndpoint
+from core.settings import Settings
+from core.webhooks.contracts import WebhookEvent
 
 # Each test its own project: the limit and the listings count per project.
 
@@ -44,3 +55,31 @@ async def test_an_update_cannot_carry_a_url(api: httpx.AsyncClient) -> None:
     assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error")
     (stored,) = (await api.get(path)).json()["webhooks"]
     assert stored["url"] == "http://example.com/h"
+
+
+def test_concurrent_creates_stay_within_the_per_project_limit(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    limit, creators = 2, 8
+    limited = settings.model_copy(update={"webhook_max_endpoints_per_project": limit})
+    body = WebhookCreate(url="http://example.com/h", events=[WebhookEvent("image.done")])
+    for _ in range(3):  # a few rounds: one lucky interleaving proves little
+        project_id = new_project_id()
+        start = threading.Barrier(creators)
+
+        def create(project_id: int = project_id, start: threading.Barrier = start) -> bool:
+            with sessions() as session:
+                start.wait()
+                try:
+                    WebhookEndpoints(session, limited).create(project_id, body)
+                except ConflictError:
+                    return False
+                return True
+
+        with ThreadPoolExecutor(creators) as pool:
+            created = sum(pool.map(lambda _: create(), range(creators)))
+        with sessions() as session:
+            stored = session.scalar(
+                select(func.count()).where(WebhookEndpoint.project_id == project_id)
+            )
+        assert (created, stored) == (limit, limit)
