@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.deps import MAX_OFFSET
 from api.errors import ConflictError
 from api.webhooks.endpoints import WebhookEndpoints
 from api.webhooks.schemas import WebhookCreate
@@ -55,6 +56,15 @@ async def test_an_update_cannot_carry_a_url(api: httpx.AsyncClient) -> None:
     assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error")
     (stored,) = (await api.get(path)).json()["webhooks"]
     assert stored["url"] == "http://example.com/h"
+
+
+async def test_delivery_pages_share_the_offset_bound(api: httpx.AsyncClient) -> None:
+    path = f"/projects/{new_project_id()}/webhooks/{uuid.uuid4()}/deliveries"
+    response = await api.get(path, params={"offset": MAX_OFFSET + 1})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_error")
+    assert response.json()["error"]["details"][0]["loc"] == ["query", "offset"]
+    at_bound = await api.get(path, params={"offset": MAX_OFFSET})
+    assert at_bound.json()["error"]["code"] == "not_found"  # valid, for a missing webhook
 
 
 def test_concurrent_creates_stay_within_the_per_project_limit(
