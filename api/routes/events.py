@@ -9,7 +9,8 @@ Messages (JSON):
 - `{"type": "state", "id", "image_id", "project_id", "state", "error_code"}`;
 - `{"type": "version", "id", "image_id", "project_id", "version", "width", "height", "url"}`;
 - `{"type": "ping"}` after `PING_SECONDS` of silence. A client may send `{"type": "ping"}`
-  and gets `{"type": "pong"}`.
+  and gets `{"type": "pong"}`. Anything else it sends is ignored, binary messages too; a
+  text message over `MAX_CLIENT_MESSAGE_CHARS` closes the socket with 1009 unread.
 
 Every event has an `id`. A client that reconnects with `?since=<the largest id it saw>`
 (or `last_event_id` of its snapshot) gets `{"type": "resumed", "since"}` and the events
@@ -65,6 +66,10 @@ router = APIRouter(tags=["events"])
 
 PING_SECONDS = 20.0
 SEND_TIMEOUT_SECONDS = 10.0
+MESSAGE_TOO_BIG = 1009
+# A client sends only `{"type": "ping"}`: anything longer is not parsed on the loop. uvicorn
+# is started with a `--ws-max-size` of this many bytes too (Dockerfile, devstack.run).
+MAX_CLIENT_MESSAGE_CHARS = 4096
 SinceQuery = Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)]
 
 
@@ -243,13 +248,27 @@ def _media_type_of(key: str) -> str:
 
 
 async def _receive(websocket: WebSocket) -> None:
-    """Answer pings; anything else a client sends is ignored."""
+    """Answer pings; anything else a client sends is ignored, and a long message closes."""
     while True:
-        text = await websocket.receive_text()
-        with contextlib.suppress(ValueError):
-            message = json.loads(text)
-            if isinstance(message, dict) and message.get("type") == "ping":
-                await _send(websocket, {"type": "pong"})
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text = message.get("text")
+        if text is None:
+            continue  # a binary message: not part of the protocol
+        if len(text) > MAX_CLIENT_MESSAGE_CHARS:
+            await websocket.close(MESSAGE_TOO_BIG, "client messages are small JSON")
+            return
+        if _is_ping(text):
+            await _send(websocket, {"type": "pong"})
+
+
+def _is_ping(text: str) -> bool:
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):  # deep nesting fits in a short message
+        return False
+    return isinstance(message, dict) and message.get("type") == "ping"
 
 
 async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
-"""The project WebSocket in process: bounds on its parameters, and database faults closing
-the socket with 1013 rather than an error."""
+"""The project WebSocket in process: what a client may send, bounds on its parameters, and
+database faults closing the socket with 1013 rather than an error."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.errors import install_error_handlers
 from api.main import create_app
+from api.routes.events import MAX_CLIENT_MESSAGE_CHARS
 from core.contracts import MAX_PROJECT_ID
 from core.settings import Settings
 
-POLICY_VIOLATION, TRY_AGAIN_LATER = 1008, 1013
+POLICY_VIOLATION, MESSAGE_TOO_BIG, TRY_AGAIN_LATER = 1008, 1009, 1013
 
 
 def new_project_id() -> int:
@@ -52,6 +53,25 @@ def closed_with(client: TestClient, address: str) -> int:
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(address) as socket:
         socket.receive_json()
     return closed.value.code
+
+
+def test_binary_and_unparsable_messages_are_ignored(client: TestClient) -> None:
+    with client.websocket_connect(url(new_project_id())) as socket:
+        assert socket.receive_json()["type"] == "snapshot"
+        socket.send_bytes(b"\x00\x01")  # was KeyError('text'): a 1011 close and a traceback
+        socket.send_text("[" * 3000)  # deep enough for a RecursionError in json
+        socket.send_text("not json")
+        socket.send_json({"type": "ping"})
+        assert socket.receive_json() == {"type": "pong"}
+
+
+def test_a_message_over_the_bound_closes_with_1009_unparsed(client: TestClient) -> None:
+    with client.websocket_connect(url(new_project_id())) as socket:
+        assert socket.receive_json()["type"] == "snapshot"
+        socket.send_text('{"type": "ping", "pad": "' + "x" * MAX_CLIENT_MESSAGE_CHARS + '"}')
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+    assert closed.value.code == MESSAGE_TOO_BIG
 
 
 @pytest.mark.parametrize(
