@@ -47,5 +47,6 @@ USER app:app
 
 EXPOSE 8000
 # Exec form: the Python process is PID 1 and gets SIGTERM itself, which uvicorn and
-# worker.py both turn into a graceful shutdown.
-CMD ["uvicorn", "api.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "10"]
+# worker.py both turn into a graceful shutdown. `--ws-max-size`: WebSocket clients send only
+# small JSON (api.routes.events.MAX_CLIENT_MESSAGE_CHARS), not uvicorn's default of 16 MiB.
+CMD ["uvicorn", "api.main:create_app", "--factory", "--ws-max-size", "4096", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "10"]

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Path
+from fastapi import Depends, Header, Path, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -245,6 +245,11 @@ def get_principal(
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_PROJECT_ID, json_schema_extra={"format": "int64"})]
+# Deep offsets scan every row they skip: bounded, they answer 422, never a slow query or 500.
+# One bound for every paged route, as docs/security.md states it.
+MAX_OFFSET = 1_000_000
+LimitQuery = Annotated[int, Query(ge=1, le=1000)]
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 def get_scoped_project(project_id: ProjectIdPath, principal: PrincipalDep) -> int:

@@ -17,24 +17,30 @@
 The guard (`api.access.guard`) answers with the same body: 400 host_not_allowed, 403
 cross_site_request, 401, 413. A database or storage error on any route is 503.
 
+A WebSocket has no body to answer with: a parameter out of bounds closes it with 1008, a
+dependency's fault with 1013 (try again later).
+
 No stack trace ever reaches a client: anything unexpected is logged and answered as
 500 internal_error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.routing import Match
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from core.contracts import ErrorCode
 
@@ -193,11 +199,32 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# WebSocket close codes (RFC 6455): a refused request, and "try again later".
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+# A close frame's reason is at most 123 bytes.
+MAX_CLOSE_REASON_BYTES = 123
+
+
 def unavailable_for(error: BaseException) -> ServiceUnavailableError:
-    """The 503 for a dependency's fault; for the WebSocket, which has no exception handlers."""
+    """The 503 for a dependency's fault; a WebSocket closes with 1013 instead."""
     if isinstance(error, BotoCoreError | ClientError):
         return ServiceUnavailableError("object storage is unavailable")
     return ServiceUnavailableError("the database is unavailable")
+
+
+async def close_unavailable(websocket: WebSocket, error: BaseException) -> None:
+    """A dependency's fault on a WebSocket: close it with 1013, unless it is closed already."""
+    if WebSocketState.DISCONNECTED in (websocket.application_state, websocket.client_state):
+        return
+    with contextlib.suppress(WebSocketDisconnect):  # the client left meanwhile
+        await websocket.close(TRY_AGAIN_LATER, f"{unavailable_for(error).message}; retry")
+
+
+def _describe(conn: HTTPConnection) -> str:
+    """`GET /path` for a request, `WebSocket /path` for a socket (which has no method)."""
+    method = conn.scope.get("method") or "WebSocket"
+    return f"{method} {conn.url.path}"
 
 
 _HTTP_CODES: dict[int, str] = {
@@ -238,6 +265,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return JSONResponse(body, 422)
 
+    @app.exception_handler(WebSocketRequestValidationError)
+    async def _websocket_validation_error(
+        websocket: WebSocket, error: WebSocketRequestValidationError
+    ) -> None:
+        # Accepted first, as the route does for its refusals: a 1008 close with a reason,
+        # not a bare HTTP 403 to the handshake.
+        names = ", ".join(str(item.get("loc", ("?",))[-1]) for item in error.errors())
+        reason = f"invalid {names}".encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+        await websocket.accept()
+        await websocket.close(POLICY_VIOLATION, reason)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
@@ -250,10 +288,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SQLAlchemyTimeoutError)
     @app.exception_handler(BotoCoreError)
     @app.exception_handler(ClientError)
-    async def _dependency_down(request: Request, error: Exception) -> JSONResponse:
+    async def _dependency_down(conn: HTTPConnection, error: Exception) -> JSONResponse:
         # Any route, read or write: a dependency's fault is a 503, never a 500. The one
         # place these are mapped; routes and dependencies let them propagate.
-        logger.warning("dependency error on %s %s: %r", request.method, request.url.path, error)
+        logger.warning("dependency error on %s: %r", _describe(conn), error)
+        if isinstance(conn, WebSocket):
+            # Starlette drops a handler's response on a WebSocket; the close is the answer.
+            await close_unavailable(conn, error)
         unavailable = unavailable_for(error)
         return JSONResponse(
             error_body(unavailable.code, unavailable.message),

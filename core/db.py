@@ -24,3 +24,15 @@ def ping(engine: Engine) -> None:
     """Raise if the database does not answer."""
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def lock_project(session: Session, area: str, project_id: int) -> None:
+    """Serialize one project's writers of `area` until the caller's transaction ends.
+
+    A transaction-scoped advisory lock: commit or rollback releases it, so a check made
+    after taking it (a count, the latest version) holds until the write commits.
+    """
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:area), hashtext(:project))"),
+        {"area": area, "project": str(project_id)},
+    )

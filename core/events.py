@@ -29,6 +29,8 @@ REPLAY_OVERLAP = 1000
 REPLAY_MAX = 2000
 EVENT_LOG_MAX_AGE_SECONDS = 3600
 EVENT_LOG_MAX_ROWS = 500_000
+# Ids come from a BIGINT identity: a client's `since` beyond it is refused, never queried.
+MAX_EVENT_ID = 2**63 - 1
 
 _PUBLISH = text(
     "WITH logged AS (INSERT INTO event_log (project_id, payload) "

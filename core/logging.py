@@ -145,11 +145,15 @@ def make_handler(log_format: LogFormat) -> logging.Handler:
 # `?token=` carries a WebSocket token; `key=`/`api_key=` would carry a key if a client put
 # one in a URL. uvicorn logs every path with its query string.
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:token|key|api_key|access_token)=)[^&\s\"']*")
+# A link's path is itself the capability (payload and MAC), as a presigned URL's query is.
+_SECRET_PATH = re.compile(r"(/links/)[^?#\s\"']+")
 REDACTED = "[redacted]"
+# uvicorn's access and error lines, and ours that name a failed request's path.
+REQUEST_LOGGERS = ("uvicorn.access", "uvicorn.error", "api.errors")
 
 
 class RedactSecrets(logging.Filter):
-    """Blanks secrets in query strings, on the loggers that print request paths."""
+    """Blanks secrets in query strings and link paths, on the loggers that print requests."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # Each argument on its own: uvicorn's access formatter unpacks them by position.
@@ -160,12 +164,15 @@ class RedactSecrets(logging.Filter):
 
 
 def _redact(value: Any) -> Any:
-    return _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    value = _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", value)
+    return _SECRET_PATH.sub(rf"\g<1>{REDACTED}", value)
 
 
 def redact_request_logs() -> None:
-    """On uvicorn's loggers themselves, whichever handlers print them."""
-    for name in ("uvicorn.access", "uvicorn.error"):
+    """On the request loggers themselves, whichever handlers print them."""
+    for name in REQUEST_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(item, RedactSecrets) for item in logger.filters):
             logger.addFilter(RedactSecrets())

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from core.db import lock_project
 from core.models import ProjectPresets
 from core.presets import Preset, default_presets
 
@@ -45,10 +46,7 @@ def store_presets(session: Session, project_id: int, presets: list[Preset]) -> P
     Writers of one project are serialized by a transaction-scoped advisory lock, so two
     concurrent sets get two versions, never one. The caller checked `preset_rules`.
     """
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('presets'), hashtext(:p))"),
-        {"p": str(project_id)},
-    )
+    lock_project(session, "presets", project_id)
     latest = session.scalar(
         select(func.max(ProjectPresets.version)).where(ProjectPresets.project_id == project_id)
     )

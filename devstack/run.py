@@ -51,9 +51,11 @@ class AppCommands:
 
     migrate: Sequence[str] = (sys.executable, "-m", "alembic", "upgrade", "head")
     worker: Sequence[str] = (sys.executable, "worker.py")
-    # `--port` is appended.
+    # `--port` is appended. `--ws-max-size`: a WebSocket client sends only small JSON
+    # (api.routes.events.MAX_CLIENT_MESSAGE_CHARS), not uvicorn's default of 16 MiB.
     api: Sequence[str] = (
-        sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", LOOPBACK,
+        sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
+        "--ws-max-size", "4096", "--host", LOOPBACK,
     )  # fmt: skip
     cwd: Path = REPO_ROOT
 

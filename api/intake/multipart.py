@@ -3,7 +3,8 @@
 Fields are small and kept; the one file part's bytes are handed back to the caller as they
 arrive, so the caller can stream them on to S3 while counting them. Everything else is
 bounded too: the bytes before the first boundary (preamble) and after the last (epilogue),
-and each part's headers, in number and in bytes.
+and each part's headers, in number and in bytes. Fields are counted by part, not by name:
+a field name may come once, so a body of many parts named alike is refused at its second.
 """
 
 from __future__ import annotations
@@ -146,7 +147,16 @@ class StreamingForm:
         self._part_is_file = b"filename" in options or self._part_name == self._file_field
         if self._part_is_file:
             self._start_file(self._part_name, options.get(b"filename", b""))
-        elif len(self.fields) >= MAX_FIELDS:
+        else:
+            self._start_field(self._part_name)
+
+    def _start_field(self, name: str) -> None:
+        # Every field part is kept under its own name, so `fields` counts parts. A repeated
+        # name would overwrite one value with another: the project checked on arrival could
+        # differ from the one used, and the overwriting parts would escape MAX_FIELDS.
+        if name in self.fields:
+            raise BadRequestError(f"form field {name!r} is repeated")
+        if len(self.fields) >= MAX_FIELDS:
             raise BadRequestError(f"at most {MAX_FIELDS} form fields are accepted")
 
     def _start_file(self, name: str, filename: bytes) -> None:

@@ -8,6 +8,8 @@
 
 `route` is the route template (`/images/{image_id}`), never the raw path, and requests no
 route matched share `route="<unmatched>"`, so scanners cannot grow the series without bound.
+For the same reason `method` is one of the standard methods or `OTHER`: the HTTP parser
+accepts any token as a method, and the guard runs after this middleware.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from core.models import Image
 logger = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE = "<unmatched>"
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 # Where the error handlers leave the error code of the answer (see api.ops.observability).
 ERROR_CODE_SCOPE_KEY = "imgproc.error_code"
 # The upload routes, by template: a 202 accepts an upload, any error rejects it.
@@ -129,7 +133,11 @@ class MetricsMiddleware:
 def _outcome(scope: Scope, status: int, seconds: float) -> RequestOutcome:
     route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
     code = scope.get(ERROR_CODE_SCOPE_KEY) or ("internal_error" if status == 500 else None)
-    return RequestOutcome(scope["method"], route, status, seconds, code)
+    return RequestOutcome(_method_label(scope["method"]), route, status, seconds, code)
+
+
+def _method_label(method: str) -> str:
+    return method if method in STANDARD_METHODS else OTHER_METHOD
 
 
 class ImageStateGauge(Collector):

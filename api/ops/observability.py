@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import WebSocketRequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
@@ -37,6 +38,8 @@ def install_observability(app: FastAPI, metrics: ApiMetrics) -> None:
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for error_type, handler in list(app.exception_handlers.items()):
+        if error_type is WebSocketRequestValidationError:
+            continue  # answers by closing the socket: no body, and sockets are not counted
         app.exception_handlers[error_type] = _recording_error_code(handler)
 
 

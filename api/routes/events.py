@@ -9,7 +9,8 @@ Messages (JSON):
 - `{"type": "state", "id", "image_id", "project_id", "state", "error_code"}`;
 - `{"type": "version", "id", "image_id", "project_id", "version", "width", "height", "url"}`;
 - `{"type": "ping"}` after `PING_SECONDS` of silence. A client may send `{"type": "ping"}`
-  and gets `{"type": "pong"}`.
+  and gets `{"type": "pong"}`. Anything else it sends is ignored, binary messages too; a
+  text message over `MAX_CLIENT_MESSAGE_CHARS` closes the socket with 1009 unread.
 
 Every event has an `id`. A client that reconnects with `?since=<the largest id it saw>`
 (or `last_event_id` of its snapshot) gets `{"type": "resumed", "since"}` and the events
@@ -17,11 +18,12 @@ logged since instead of a snapshot; a few it saw already may come again (drop re
 ids). When the log no longer reaches back that far it gets a snapshot, as on a first
 connect.
 
-A client that cannot keep up is closed with 1013 and should reconnect. With keys
+A client that cannot keep up is closed with 1013 and should reconnect, and so is every
+client while Postgres does not answer. With keys
 (`AUTH_MODE=keys`), a client needs a token from `POST /projects/{id}/ws-token` (`?token=`)
 or its key as `Authorization: Bearer`; a refused socket (bad token or Origin, another
-tenant's project) is closed with 1008, and so is an open one whose key is revoked or
-expires (checked every WS_KEY_CHECK_SECONDS).
+tenant's project, a `project_id` or `since` out of bounds) is closed with 1008, and so is
+an open one whose key is revoked or expires (checked every WS_KEY_CHECK_SECONDS).
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -42,15 +44,21 @@ from api.deps import (
     AccessDep,
     EventHubDep,
     LinkSignerDep,
+    ProjectIdPath,
     SessionsDep,
     SettingsDep,
     linker_for,
 )
-from api.errors import DEPENDENCY_ERRORS
+from api.errors import (
+    DEPENDENCY_ERRORS,
+    POLICY_VIOLATION,
+    TRY_AGAIN_LATER,
+    close_unavailable,
+)
 from api.status.hub import Subscription
 from api.status.links import Linker, LinkSigner
 from api.status.listing import snapshot
-from core.events import last_event_id, replay
+from core.events import MAX_EVENT_ID, last_event_id, replay
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,21 +66,24 @@ router = APIRouter(tags=["events"])
 
 PING_SECONDS = 20.0
 SEND_TIMEOUT_SECONDS = 10.0
-TRY_AGAIN_LATER = 1013
-POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+# A client sends only `{"type": "ping"}`: anything longer is not parsed on the loop. uvicorn
+# is started with a `--ws-max-size` of this many bytes too (Dockerfile, devstack.run).
+MAX_CLIENT_MESSAGE_CHARS = 4096
+SinceQuery = Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)]
 
 
 @router.websocket("/ws/projects/{project_id}")
 async def project_events(
     websocket: WebSocket,
-    project_id: int,
+    project_id: ProjectIdPath,
     sessions: SessionsDep,
     signer: LinkSignerDep,
     events: EventHubDep,
     access: AccessDep,
     settings: SettingsDep,
     token: str | None = None,
-    since: int | None = None,
+    since: SinceQuery = None,
 ) -> None:
     feed = ProjectFeed(websocket, project_id, sessions, signer, access, settings)
     # Accepted first so that a refusal is a 1008 close with a reason, not a bare HTTP 403.
@@ -87,6 +98,10 @@ async def project_events(
         await feed.serve(subscription, key_id)
     except (WebSocketDisconnect, TimeoutError):
         pass
+    except DEPENDENCY_ERRORS as error:
+        # The snapshot, a replay or a resync could not be read: try again later, as for HTTP.
+        logger.warning("closing a WebSocket of project %s: %r", project_id, error)
+        await close_unavailable(websocket, error)
     finally:
         events.unsubscribe(subscription)
 
@@ -116,9 +131,9 @@ class ProjectFeed:
             admission = await run_in_threadpool(
                 ws_admission, self.access, self.sessions, websocket.headers, project_id, token
             )
-        except DEPENDENCY_ERRORS:
-            # No exception handlers on a WebSocket: the same fault, as a close code.
-            await websocket.close(TRY_AGAIN_LATER, "the database is unavailable; retry")
+        except DEPENDENCY_ERRORS as error:
+            # Answered here, before any message: the same fault, as a close code.
+            await close_unavailable(websocket, error)
             return False, None
         if admission.refusal is not None:
             logger.info("refused a WebSocket for project %s: %s", project_id, admission.refusal)
@@ -233,13 +248,27 @@ def _media_type_of(key: str) -> str:
 
 
 async def _receive(websocket: WebSocket) -> None:
-    """Answer pings; anything else a client sends is ignored."""
+    """Answer pings; anything else a client sends is ignored, and a long message closes."""
     while True:
-        text = await websocket.receive_text()
-        with contextlib.suppress(ValueError):
-            message = json.loads(text)
-            if isinstance(message, dict) and message.get("type") == "ping":
-                await _send(websocket, {"type": "pong"})
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text = message.get("text")
+        if text is None:
+            continue  # a binary message: not part of the protocol
+        if len(text) > MAX_CLIENT_MESSAGE_CHARS:
+            await websocket.close(MESSAGE_TOO_BIG, "client messages are small JSON")
+            return
+        if _is_ping(text):
+            await _send(websocket, {"type": "pong"})
+
+
+def _is_ping(text: str) -> bool:
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):  # deep nesting fits in a short message
+        return False
+    return isinstance(message, dict) and message.get("type") == "ping"
 
 
 async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:

@@ -17,7 +17,9 @@ from api.access.auth import OPEN_KEY_ID
 from api.access.guard import GuardedRoute
 from api.deps import (
     AccessDep,
+    LimitQuery,
     LinkerDep,
+    OffsetQuery,
     PrincipalDep,
     ScopedProjectDep,
     SessionDep,
@@ -45,10 +47,6 @@ router = APIRouter(
     route_class=GuardedRoute,
 )
 
-# Deep offsets scan every row they skip: bounded, they answer 422, never a slow query or 500.
-MAX_OFFSET = 1_000_000
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 CursorQuery = Annotated[
     str | None,
     Query(
@@ -68,8 +66,8 @@ def read_project(
     project_id: ScopedProjectDep,
     session: SessionDep,
     linker: LinkerDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    limit: LimitQuery = 100,
+    offset: OffsetQuery = 0,
     cursor: CursorQuery = None,
     order: OrderQuery = Order.OLDEST,
 ) -> ProjectPublic:
@@ -86,8 +84,8 @@ def read_project_images(
     project_id: ScopedProjectDep,
     session: SessionDep,
     linker: LinkerDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    limit: LimitQuery = 100,
+    offset: OffsetQuery = 0,
     cursor: CursorQuery = None,
     order: OrderQuery = Order.OLDEST,
     similar_to: uuid.UUID | None = None,

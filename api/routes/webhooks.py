@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access.guard import GuardedRoute
 from api.deps import (
     ControlQuotaDep,
     DeliveryIdPath,
+    LimitQuery,
+    OffsetQuery,
     ScopedProjectDep,
     WebhookDeliveriesDep,
     WebhookEndpointsDep,
@@ -38,8 +40,6 @@ router = APIRouter(
     # The key is checked, and the JSON body bounded, before FastAPI reads the body.
     route_class=GuardedRoute,
 )
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -122,8 +122,8 @@ async def read_webhook_deliveries(
     project_id: ScopedProjectDep,
     webhook_id: WebhookIdPath,
     deliveries: WebhookDeliveriesDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
 ) -> DeliveriesPublic:
     """The endpoint's deliveries, newest first: status, attempts, the last answer."""
     return await run_in_threadpool(deliveries.page, project_id, webhook_id, limit, offset)

@@ -21,6 +21,7 @@ from api.webhooks.schemas import (
     WebhookSecret,
     WebhooksPublic,
 )
+from core.db import lock_project
 from core.models import WebhookEndpoint
 from core.settings import Settings
 from core.webhooks.addresses import (
@@ -59,8 +60,13 @@ class WebhookEndpoints:
         self._settings = settings
 
     def create(self, project_id: int, body: WebhookCreate) -> WebhookCreated:
-        """Check the URL's shape (its addresses are vetted again at every delivery)."""
+        """Check the URL's shape (its addresses are vetted again at every delivery).
+
+        Creates of one project are serialized before counting: under READ COMMITTED two
+        at once would each count the other's row as missing and both insert past the limit.
+        """
         self._check_url(body.url)
+        lock_project(self._session, "webhooks", project_id)
         count = self._session.scalar(
             select(func.count()).where(WebhookEndpoint.project_id == project_id)
         )

@@ -48,6 +48,10 @@ class Target:
 def parse_url(url: str, allow_http: bool) -> Target:
     if len(url) > MAX_URL_CHARS:
         raise UrlRefusedError(f"the URL is longer than {MAX_URL_CHARS} characters")
+    # urlsplit strips TAB, CR and LF silently, so the URL stored would not be the one
+    # checked; Postgres refuses NUL in text outright (a 503, not our 422).
+    if any(_is_control(char) for char in url):
+        raise UrlRefusedError("the URL may not contain control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -65,6 +69,10 @@ def parse_url(url: str, allow_http: bool) -> Target:
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     default_port = 443 if parts.scheme == "https" else 80
     return Target(parts.scheme, parts.hostname, port or default_port, path)
+
+
+def _is_control(char: str) -> bool:
+    return char < "\x20" or char == "\x7f"
 
 
 def is_public(address: IPAddress) -> bool:

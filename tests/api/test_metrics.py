@@ -31,6 +31,19 @@ async def test_requests_are_counted_by_route_template(api: httpx.AsyncClient) ->
     assert "/no/such/path" not in text
 
 
+async def test_made_up_methods_share_one_label(api: httpx.AsyncClient) -> None:
+    # Any token is a method to the HTTP parser: each one a series would be unbounded.
+    for n in range(3):
+        await api.request(f"MADEUP{n}", "/healthz")
+        await api.request(f"MADEUP{n}", "/no/such/path")
+    text = await scrape(api)
+    assert "MADEUP" not in text
+    other = {"method": "OTHER", "route": "/healthz", "status": "405"}
+    assert sample_value(text, "imgproc_http_requests_total", **other) == 3
+    unmatched = {"method": "OTHER", "route": "<unmatched>", "status": "404"}
+    assert sample_value(text, "imgproc_http_requests_total", **unmatched) == 3
+
+
 async def test_uploads_are_counted_as_accepted_or_rejected_by_code(
     api: httpx.AsyncClient,
 ) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from api.errors import BadRequestError, UnsupportedMediaError
-from api.intake.multipart import MAX_FIELD_BYTES, StreamingForm
+from api.intake.multipart import MAX_FIELD_BYTES, MAX_FIELDS, StreamingForm
 from api.intake.registry import sanitize_filename
 
 BOUNDARY = "b0undary"
@@ -52,6 +52,22 @@ def test_a_file_under_another_name_is_refused() -> None:
 def test_oversized_fields_are_refused() -> None:
     with pytest.raises(BadRequestError):
         parse(body(("project_id", None, b"1" * (MAX_FIELD_BYTES + 1))))
+
+
+def test_up_to_max_fields_are_accepted_and_one_more_is_refused() -> None:
+    fields = [(f"f{i}", None, b"v") for i in range(MAX_FIELDS)]
+    form, _ = parse(body(*fields, ("file", "a.jpg", b"1")))
+    assert len(form.fields) == MAX_FIELDS
+    with pytest.raises(BadRequestError, match="at most"):
+        parse(body(*fields, ("extra", None, b"v"), ("file", "a.jpg", b"1")))
+
+
+def test_a_repeated_field_name_is_refused() -> None:
+    # The same name a thousand times once cost no field slot: each part overwrote the last.
+    with pytest.raises(BadRequestError, match="repeated"):
+        parse(body(*[("x", None, b"")] * 1000), chunk=4096)
+    with pytest.raises(BadRequestError, match="repeated"):
+        parse(body(("project_id", None, b"1"), ("project_id", None, b"2")))
 
 
 def test_only_multipart_is_accepted() -> None:

@@ -147,6 +147,20 @@ async def test_non_multipart_and_missing_parts_are_refused(api: httpx.AsyncClien
     assert (two_files.status_code, two_files.json()["error"]["code"]) == (400, "bad_request")
 
 
+async def test_a_repeated_project_id_is_refused_and_stores_nothing(
+    api: httpx.AsyncClient, storage: Storage, sessions: sessionmaker[Session]
+) -> None:
+    # Checked on arrival, then overwritten: the project checked must be the one used.
+    before = stored_state(storage, sessions)
+    response = await api.post(
+        "/upload_image",
+        data={"project_id": ["1", "2"]},
+        files={"file": ("a.jpg", JPEG)},
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
+    assert stored_state(storage, sessions) == before
+
+
 async def test_too_large_uploads_get_413_and_store_nothing(
     settings: Settings, migrated: None, storage: Storage, sessions: sessionmaker[Session]
 ) -> None:

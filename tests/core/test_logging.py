@@ -7,7 +7,14 @@ import logging
 import sys
 from typing import Any
 
-from core.logging import ImageContextFilter, JsonFormatter, image_log_context
+from core.logging import (
+    REQUEST_LOGGERS,
+    ImageContextFilter,
+    JsonFormatter,
+    RedactSecrets,
+    image_log_context,
+    redact_request_logs,
+)
 
 IMAGE_ID = "0b4f7c1e-8a61-4c4f-9d3c-2f1e5b6a7c8d"
 
@@ -62,3 +69,34 @@ def test_exceptions_stay_on_one_line() -> None:
     text = JsonFormatter().format(record)
     assert "\n" not in text
     assert "ValueError: boom" in json.loads(text)["exception"]
+
+
+LINK = "/links/eyJrIjoib3JpZ2luYWxzLzEifQ.c2lnbmF0dXJlLW1hYw"
+
+
+def redacted(message: str, args: tuple[Any, ...] | None = None) -> str:
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, message, args, None)
+    RedactSecrets().filter(record)
+    return record.getMessage()
+
+
+def test_access_lines_redact_tokens_and_link_paths() -> None:
+    # As uvicorn's access logger calls it: the path and query are one positional argument.
+    access = '%s - "%s %s HTTP/%s" %d'
+    line = redacted(access, ("127.0.0.1:5", "GET", f"{LINK}?download=1", "1.1", 307))
+    assert line == '127.0.0.1:5 - "GET /links/[redacted]?download=1 HTTP/1.1" 307'
+    ws = redacted(access, ("127.0.0.1:5", "WebSocket", "/ws/projects/7?token=abc.def", "1.1", 101))
+    assert "abc.def" not in ws and "?token=[redacted]" in ws
+
+
+def test_link_paths_are_redacted_in_messages_too() -> None:
+    line = redacted(f"unhandled error on GET {LINK}/extra")
+    assert line == "unhandled error on GET /links/[redacted]"
+    assert redacted("GET /images/1/links") == "GET /images/1/links"  # no token: untouched
+
+
+def test_every_request_logger_redacts() -> None:
+    redact_request_logs()
+    for name in REQUEST_LOGGERS:
+        assert any(isinstance(item, RedactSecrets) for item in logging.getLogger(name).filters)
+    assert "api.errors" in REQUEST_LOGGERS  # it logs a failed request's path

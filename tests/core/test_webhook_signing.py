@@ -139,6 +139,12 @@ def test_names_resolving_to_loopback_are_refused() -> None:
         "https://example.com:99999/h",
         "https://example.com/h#frag",
         "https://example.com/" + "a" * 2100,
+        # Control characters: NUL, and those urlsplit would strip silently.
+        "https://example.com/a\x00b",
+        "https://exam\tple.com/h",
+        "https://example.com/h\r\nX-Injected: 1",
+        "https://example.com/\x1f",
+        "https://example.com/\x7f",
     ],
 )
 def test_urls_refused(url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from api.routes.events import MAX_CLIENT_MESSAGE_CHARS
 from devstack.run import AppCommands
 from tests.deploy.files import DOCKERFILE, REPO_ROOT, dockerfile_instructions
 
@@ -48,6 +49,18 @@ def test_default_command_serves_the_api_like_make_run() -> None:
     uvicorn_args = list(AppCommands().api[2:5])
     assert command[:3] == uvicorn_args
     assert command[command.index("--host") + 1] == "0.0.0.0"
+
+
+def test_websocket_messages_are_bounded_where_uvicorn_starts() -> None:
+    # uvicorn's default is 16 MiB; the app's clients send a few bytes of JSON.
+    commands = {
+        "Dockerfile": json.loads(arguments("CMD")[-1]),
+        "make run": list(AppCommands().api),
+    }
+    for where, command in commands.items():
+        assert "--ws-max-size" in command, where
+        size = int(command[command.index("--ws-max-size") + 1])
+        assert size == MAX_CLIENT_MESSAGE_CHARS, where
 
 
 def test_image_holds_what_the_entry_points_import() -> None:
