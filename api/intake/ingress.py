@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 # EXIF block. Only the last attempt's error is final.
 SNIFF_THRESHOLDS = (64 * 1024, HEADER_BYTES)
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# The form fields read (besides the file): each may come once.
+FORM_FIELDS = frozenset({"project_id", "dedupe"})
 
 
 @dataclass
@@ -112,7 +114,7 @@ async def receive_upload(
     `check_project` raises for a project the caller may not use: as soon as the field
     arrives when it comes before the file, else before the object is completed.
     """
-    form = StreamingForm(request.headers.get("content-type"))
+    form = StreamingForm(request.headers.get("content-type"), read_fields=FORM_FIELDS)
     image_id = uuid.uuid4()
     writer = storage.open_writer(
         original_key_for(str(image_id)),

@@ -25,7 +25,14 @@ MAX_PART_HEADER_BYTES = 4096
 
 
 class StreamingForm:
-    def __init__(self, content_type: str | None, file_field: str = "file") -> None:
+    def __init__(
+        self,
+        content_type: str | None,
+        file_field: str = "file",
+        read_fields: frozenset[str] = frozenset(),
+    ) -> None:
+        """`read_fields`: the fields the caller reads, which may come once only; any other
+        field is kept by its first value, and counted."""
         media_type, options = parse_options_header(content_type)
         if media_type != b"multipart/form-data":
             raise UnsupportedMediaError(
@@ -35,6 +42,8 @@ class StreamingForm:
         if not boundary or len(boundary) > MAX_BOUNDARY_BYTES:
             raise BadRequestError("malformed multipart body: missing or invalid boundary")
         self._file_field = file_field
+        self._read_fields = read_fields
+        self._field_parts = 0
         self._delimiter = b"--" + boundary
         self._closing = b"\r\n--" + boundary + b"--"
         self._preamble = bytearray()  # until the first delimiter is seen
@@ -151,13 +160,14 @@ class StreamingForm:
             self._start_field(self._part_name)
 
     def _start_field(self, name: str) -> None:
-        # Every field part is kept under its own name, so `fields` counts parts. A repeated
-        # name would overwrite one value with another: the project checked on arrival could
-        # differ from the one used, and the overwriting parts would escape MAX_FIELDS.
-        if name in self.fields:
-            raise BadRequestError(f"form field {name!r} is repeated")
-        if len(self.fields) >= MAX_FIELDS:
+        # Parts are counted, not names: parts repeating a name must not escape MAX_FIELDS.
+        # A field the caller reads comes once (a second project_id could differ from the
+        # one checked on arrival); another repeated one keeps its first value.
+        self._field_parts += 1
+        if self._field_parts > MAX_FIELDS:
             raise BadRequestError(f"at most {MAX_FIELDS} form fields are accepted")
+        if name in self.fields and name in self._read_fields:
+            raise BadRequestError(f"form field {name!r} is repeated")
 
     def _start_file(self, name: str, filename: bytes) -> None:
         if name != self._file_field:
@@ -181,6 +191,7 @@ class StreamingForm:
         if self._part_is_file:
             self.file_complete = True
         elif self._part_name is not None:
-            self.fields[self._part_name] = self._field_value.decode("utf-8", "replace")
+            value = self._field_value.decode("utf-8", "replace")
+            self.fields.setdefault(self._part_name, value)
         self._part_name = None
         self._part_is_file = False

@@ -70,7 +70,8 @@ MESSAGE_TOO_BIG = 1009
 # A client sends only `{"type": "ping"}`: anything longer is not parsed on the loop. uvicorn
 # is started with a `--ws-max-size` of this many bytes too (Dockerfile, devstack.run).
 MAX_CLIENT_MESSAGE_CHARS = 4096
-SinceQuery = Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)]
+# Below 0 is "before the log" (a snapshot); the bounds are Postgres' bigint.
+SinceQuery = Annotated[int | None, Query(ge=-MAX_EVENT_ID - 1, le=MAX_EVENT_ID)]
 
 
 @router.websocket("/ws/projects/{project_id}")

@@ -81,7 +81,7 @@ def test_a_message_over_the_bound_closes_with_1009_unparsed(client: TestClient) 
         url(-5),
         url(MAX_PROJECT_ID + 1),  # was a DBAPIError, then AttributeError in the 503 handler
         url(10**23),
-        url(7, "?since=-1"),
+        url(7, f"?since={-(2**63) - 1}"),  # below 0 is "before the log": a snapshot
         url(7, f"?since={2**63}"),
     ],
 )
