@@ -84,7 +84,8 @@ class WebhookSender:
             kept = _read_bounded(response, started + self._timeout)
         return Answer(
             response.status_code,
-            kept.decode("utf-8", errors="replace"),
+            # Postgres text holds no NUL: a receiver's stray one must not stop the record.
+            kept.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
             time.monotonic() - started,
         )
 

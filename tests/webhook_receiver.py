@@ -30,6 +30,7 @@ class Script:
     failure_status: int = 500
     final: int | str = 200
     delay_seconds: float = 0.0  # before answering: a slow receiver
+    body: bytes | None = None  # the answer's body, instead of two filler bytes
 
 
 class Receiver:
@@ -77,10 +78,14 @@ class Receiver:
                 self.send_response(status)
                 if answer == "redirect":
                     self.send_header("Location", receiver.url("/redirected"))
+                given = receiver.scripts.get(self.path, Script()).body
                 size = OVERSIZED_BYTES if answer == "oversized" else 2
-                self.send_header("Content-Length", str(size))
+                self.send_header("Content-Length", str(size if given is None else len(given)))
                 self.end_headers()
-                self._write_body(size)
+                if given is None:
+                    self._write_body(size)
+                else:
+                    self.wfile.write(given)
 
             def _write_body(self, size: int) -> None:
                 chunk = b"x" * min(size, 1024 * 1024)

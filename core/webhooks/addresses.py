@@ -23,7 +23,11 @@ _ALWAYS_REFUSED = tuple(
         "169.254.169.254/32",  # cloud metadata
         "fd00:ec2::254/128",  # AWS metadata over IPv6
         "64:ff9b::/96",  # NAT64: may embed a private IPv4 address
+        "64:ff9b:1::/48",  # local-use NAT64: likewise (not in every Python's tables)
+        "::ffff:0:0:0/96",  # IPv4-translated: likewise
+        "::/96",  # IPv4-compatible (deprecated): likewise
         "2002::/16",  # 6to4: likewise
+        "fec0::/10",  # site-local (deprecated, still routed inside some networks)
     )
 )
 
@@ -66,9 +70,23 @@ def parse_url(url: str, allow_http: bool) -> Target:
         raise UrlRefusedError("the URL may not carry credentials")
     if parts.fragment:
         raise UrlRefusedError("the URL may not carry a fragment")
+    if port == 0:
+        raise UrlRefusedError("the URL's port must be 1 to 65535")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     default_port = 443 if parts.scheme == "https" else 80
-    return Target(parts.scheme, parts.hostname, port or default_port, path)
+    return Target(parts.scheme, _ascii_host(parts.hostname), port or default_port, path)
+
+
+def _ascii_host(host: str) -> str:
+    """The host as DNS, the Host header and SNI take it: IDNA for a name with non-ASCII
+    letters; a name DNS cannot hold (an empty or over-long label) is refused here, not
+    retried for days at delivery."""
+    if literal_address(host) is not None:
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise UrlRefusedError("the URL's host is not a valid domain name") from error
 
 
 def _is_control(char: str) -> bool:

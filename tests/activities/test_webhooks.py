@@ -142,3 +142,18 @@ def test_a_late_attempt_never_reopens_a_delivery_given_up_on(
     # What a late attempt that did get through says is still worth keeping.
     records.record_attempt(delivery_id, AttemptRecord(DeliveryStatus.DELIVERED, 200))
     assert delivery_row(sessions, delivery_id).status == DeliveryStatus.DELIVERED
+
+
+def test_an_answer_with_a_nul_byte_is_recorded_as_delivered(
+    settings: Settings, sessions: sessionmaker[Session], storage: Storage, receiver: Receiver
+) -> None:
+    """Postgres text holds no NUL: an answer carrying one made the record fail, and the
+    receiver got the event again on every retry for days."""
+    url = receiver.script("/nul", Script(body=b"ok\x00!"))
+    delivery_id = new_delivery(sessions, url)
+
+    attempt(WebhookActivities(storage, sessions, settings), delivery_id)
+
+    row = delivery_row(sessions, delivery_id)
+    assert row.status == DeliveryStatus.DELIVERED and row.response_body == "ok\ufffd!"
+    assert len(receiver.requests_to("/nul")) == 1

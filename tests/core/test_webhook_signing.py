@@ -107,6 +107,10 @@ def test_delivery_ids_are_deterministic() -> None:
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "64:ff9b::a00:1",
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "fec0::1",  # site-local
         "2002:a00:1::",
     ],
 )
@@ -145,6 +149,9 @@ def test_names_resolving_to_loopback_are_refused() -> None:
         "https://example.com/h\r\nX-Injected: 1",
         "https://example.com/\x1f",
         "https://example.com/\x7f",
+        "https://example.com:0/h",
+        "https://ex..ample.com/h",  # no empty label in DNS
+        "https://" + "a" * 64 + ".example.com/h",  # nor one over 63 characters
     ],
 )
 def test_urls_refused(url: str) -> None:
@@ -157,6 +164,8 @@ def test_url_parts() -> None:
         "https", "example.com", 443, "/h?x=1"
     )
     assert parse_url("http://[::1]:8080", True) == Target("http", "::1", 8080, "/")
+    # DNS, the Host header and SNI take the IDNA form of an international name.
+    assert parse_url("https://Bücher.example/h", False).host == "xn--bcher-kva.example"
 
 
 def test_the_receiver_code_in_the_docs_verifies_our_signatures() -> None:
