@@ -3,6 +3,11 @@
 The host is resolved once, every address it resolves to is vetted, and the request goes to
 that address (TLS still checks the certificate against the host name, through SNI). No
 proxy from the environment, no redirect followed, at most `RESPONSE_BODY_BYTES` read.
+
+The whole attempt has one deadline: connecting, the TLS handshake, sending, and every read
+of the status line, the headers and the body. httpx's timeouts are per operation, so a
+receiver dripping its headers a byte at a time would otherwise hold a delivery slot for
+as long as it liked.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+import httpcore
 import httpx
 
 from core.webhooks.addresses import IPAddress, Target
@@ -39,6 +46,73 @@ def _host_header(target: Target) -> str:
     return host if target.port == default else f"{host}:{target.port}"
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation ends by the attempt's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _until(self._deadline, timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _until(self._deadline, timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        secured = self._stream.start_tls(
+            ssl_context, server_hostname, _until(self._deadline, timeout)
+        )
+        return _DeadlineStream(secured, self._deadline)
+
+    def get_extra_info(self, info: str) -> object:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = super().connect_tcp(
+            host, port, _until(self._deadline, timeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream, self._deadline)
+
+
+def _until(deadline: float, timeout: float | None) -> float:
+    """What is left of the attempt, as a timeout for one operation; raises once none is."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the attempt's time ran out")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport, its connections made by `_DeadlineBackend`."""
+
+    def __init__(self, tls: ssl.SSLContext, deadline: float) -> None:
+        super().__init__(verify=tls, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=tls, network_backend=_DeadlineBackend(deadline)
+        )
+
+
 class WebhookSender:
     """Shared by the activity threads: the TLS context is built once (loading CAs is slow)."""
 
@@ -58,6 +132,7 @@ class WebhookSender:
     ) -> Answer:
         """POST `body`; httpx errors (connect, TLS, timeout) propagate to the caller."""
         started = time.monotonic()
+        deadline = started + self._timeout
         request_headers = {
             **headers,
             "host": _host_header(target),
@@ -68,7 +143,7 @@ class WebhookSender:
         }
         with (
             httpx.Client(
-                verify=self._tls,
+                transport=_DeadlineTransport(self._tls, deadline),
                 timeout=self._timeout,
                 follow_redirects=False,
                 trust_env=False,
@@ -81,7 +156,7 @@ class WebhookSender:
                 extensions={"sni_hostname": target.host},
             ) as response,
         ):
-            kept = _read_bounded(response, started + self._timeout)
+            kept = _read_bounded(response, deadline)
         return Answer(
             response.status_code,
             # Postgres text holds no NUL: a receiver's stray one must not stop the record.
