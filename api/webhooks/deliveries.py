@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -74,13 +75,13 @@ class WebhookDeliveries:
             await start_delivery(self._temporal, self._settings, delivery_id, delivery.redeliveries)
         except (RPCError, RuntimeError) as error:
             # The lazily connected client raises RuntimeError while it cannot reach Temporal.
-            await run_in_threadpool(self._restore, delivery_id, previous)
+            await run_in_threadpool(self._restore, delivery_id, delivery.redeliveries, previous)
             raise ServiceUnavailableError("the workflow service is unavailable") from error
         return delivery
 
     def _reopen(
         self, project_id: int, webhook_id: uuid.UUID, delivery_id: str
-    ) -> tuple[DeliveryPublic, str]:
+    ) -> tuple[DeliveryPublic, _Before]:
         with self._sessions.begin() as session:
             endpoint = _require_endpoint(session, project_id, webhook_id)
             delivery = session.scalar(
@@ -94,20 +95,38 @@ class WebhookDeliveries:
                 raise ConflictError("the delivery is still pending", code="delivery_pending")
             if not endpoint.enabled:
                 raise ConflictError("the webhook is disabled", code="webhook_disabled")
-            previous = delivery.status
+            previous = _Before(delivery.status, delivery.attempts)
+            # Attempts count afresh: a redelivery not yet attempted is one the outbox relay
+            # starts if this request's start is lost (the API process dies right here).
             delivery.status = DeliveryStatus.PENDING.value
+            delivery.attempts = 0
             delivery.redeliveries += 1
             session.flush()
             return delivery_public(delivery), previous
 
-    def _restore(self, delivery_id: str, status: str) -> None:
-        """The workflow could not be started: the delivery is as it was."""
+    def _restore(self, delivery_id: str, redelivery: int, before: _Before) -> None:
+        """The workflow could not be started: the delivery is as it was, unless the
+        redelivery went ahead meanwhile (the start had reached Temporal after all, or the
+        relay started it)."""
         with self._sessions.begin() as session:
             session.execute(
                 update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id)
-                .values(status=status)
+                .where(
+                    WebhookDelivery.id == delivery_id,
+                    WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                    WebhookDelivery.redeliveries == redelivery,
+                    WebhookDelivery.attempts == 0,
+                )
+                .values(status=before.status, attempts=before.attempts)
             )
+
+
+@dataclass(frozen=True)
+class _Before:
+    """A delivery as it was before a redelivery reopened it."""
+
+    status: str
+    attempts: int
 
 
 def _require_endpoint(session: Session, project_id: int, webhook_id: uuid.UUID) -> WebhookEndpoint:

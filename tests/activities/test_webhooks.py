@@ -17,11 +17,12 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.webhook_records import AttemptRecord, DeliveryRecords
 from activities.webhooks import WebhookActivities
+from api.webhooks.deliveries import WebhookDeliveries
 from core.models import Image, WebhookDelivery, WebhookEndpoint
 from core.settings import Settings
 from core.storage import Storage
 from core.webhooks.contracts import AttemptInput, DeliveryStatus, WebhookEvent
-from core.webhooks.outbox import enqueue_deliveries
+from core.webhooks.outbox import enqueue_deliveries, orphaned_deliveries
 from core.webhooks.signing import new_secret
 from tests.webhook_receiver import Receiver, Script, running_receiver
 
@@ -157,3 +158,24 @@ def test_an_answer_with_a_nul_byte_is_recorded_as_delivered(
     row = delivery_row(sessions, delivery_id)
     assert row.status == DeliveryStatus.DELIVERED and row.response_body == "ok\ufffd!"
     assert len(receiver.requests_to("/nul")) == 1
+
+
+def test_a_redelivery_whose_start_was_lost_is_relayed(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """The API reopened the delivery, then died before starting its workflow: the relay,
+    which starts what was recorded but never attempted, must start it."""
+    delivery_id = new_delivery(sessions, "https://receiver.example/hook")
+    DeliveryRecords(sessions).record_attempt(
+        delivery_id, AttemptRecord(DeliveryStatus.DELIVERED, 200)
+    )
+    row = delivery_row(sessions, delivery_id)
+    api = WebhookDeliveries(sessions, settings, None)  # type: ignore[arg-type]
+    api._reopen(row.project_id, row.endpoint_id, delivery_id)
+
+    # What `orphaned_deliveries` picks (its batch is the whole database's oldest, which
+    # other tests' rows may fill): pending, never attempted, the redelivery's number.
+    reopened = delivery_row(sessions, delivery_id)
+    assert (reopened.status, reopened.attempts, reopened.redeliveries) == ("pending", 0, 1)
+    with sessions() as session:
+        assert orphaned_deliveries(session, 0)  # the relay's query sees such rows
