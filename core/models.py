@@ -25,7 +25,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
@@ -69,14 +68,6 @@ class Image(Base):
         # The keyset order of a project's listing, walked in either direction.
         Index("ix_images_project_id_created_at_id", "project_id", "created_at", "id"),
         Index("ix_images_project_id_content_sha256", "project_id", "content_sha256"),
-        # A project's failed images alone (a project retry), however many are done.
-        Index(
-            "ix_images_project_id_failed",
-            "project_id",
-            "created_at",
-            "id",
-            postgresql_where=text("state = 'error'"),
-        ),
         # Postgres treats NULLs as distinct, so only keyed uploads are constrained.
         UniqueConstraint(
             "project_id", "idempotency_key", name="uq_images_project_id_idempotency_key"

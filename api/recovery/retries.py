@@ -119,7 +119,8 @@ class Retries:
 
     def _failed(self, project_id: int) -> tuple[list[Image], int]:
         """The first MAX_PROJECT_RETRIES retryable failed images, and how many there are
-        in all (both from the index of failed images, never a walk of the project)."""
+        in all. Both walk the project's rows: a rare, rate-limited control action, where
+        an index on `state` would cost every upload its cheap (HOT) state updates."""
         retryable = (
             Image.project_id == project_id,
             Image.state == ImageState.ERROR.value,
