@@ -1,5 +1,5 @@
-"""A project retry takes a bounded batch of its failed images and says how many are left,
-from the index of failed images (the real Postgres, no Temporal)."""
+"""A project retry takes a bounded batch of its failed images and says how many are left
+(the real Postgres, no Temporal)."""
 
 from __future__ import annotations
 
