@@ -43,6 +43,23 @@ def new_project() -> int:
     return 10**9 + uuid.uuid4().int % 10**9
 
 
+class FirstStartFails:
+    """Stands in for `start_image_workflow`: the first call fails (once `hold` is set, if
+    given), every later one starts the workflow."""
+
+    def __init__(self, hold: asyncio.Event | None = None) -> None:
+        self.hold, self.reached, self.calls = hold, asyncio.Event(), 0
+
+    async def __call__(self, *args: Any) -> str:
+        self.calls += 1
+        if self.calls > 1:
+            return await start_image_workflow(*args)
+        self.reached.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        raise ServiceUnavailableError("the workflow service is unavailable")
+
+
 async def test_a_replay_that_started_the_workflow_keeps_the_image_the_first_undoes(
     settings: Settings,
     storage: Storage,
@@ -52,23 +69,13 @@ async def test_a_replay_that_started_the_workflow_keeps_the_image_the_first_undo
 ) -> None:
     """The first request's start fails only after a replay of its key started the workflow
     and answered 202: the first's undo must keep the row and the object."""
-    replay_answered, first_starting = asyncio.Event(), asyncio.Event()
-    starts = 0
-
-    async def flaky_start(*args: Any) -> str:
-        nonlocal starts
-        starts += 1
-        if starts == 1:
-            first_starting.set()
-            await replay_answered.wait()
-            raise ServiceUnavailableError("the workflow service is unavailable")
-        return await start_image_workflow(*args)
-
-    monkeypatch.setattr(intake, "start_image_workflow", flaky_start)
+    replay_answered = asyncio.Event()
+    start = FirstStartFails(hold=replay_answered)
+    monkeypatch.setattr(intake, "start_image_workflow", start)
     project_id, key = new_project(), {"Idempotency-Key": f"race-{uuid.uuid4().hex}"}
     async with serve(settings) as api:
         first = asyncio.create_task(api.post("/upload_image", headers=key, **upload(project_id)))
-        await first_starting.wait()
+        await start.reached.wait()
         replay = await api.post("/upload_image", headers=key, **upload(project_id))
         replay_answered.set()
         failed = await first
@@ -90,19 +97,11 @@ async def test_an_undo_that_cannot_delete_the_row_keeps_the_object_for_a_retry(
 ) -> None:
     """Postgres fails under the undo: the row stays, so its object must stay too, and a
     retry of the key starts the workflow for both."""
-    starts = 0
-
-    async def first_start_fails(*args: Any) -> str:
-        nonlocal starts
-        starts += 1
-        if starts == 1:
-            raise ServiceUnavailableError("the workflow service is unavailable")
-        return await start_image_workflow(*args)
 
     def database_down(*args: Any) -> None:
         raise ConnectionError("Postgres is unreachable")
 
-    monkeypatch.setattr(intake, "start_image_workflow", first_start_fails)
+    monkeypatch.setattr(intake, "start_image_workflow", FirstStartFails())
     monkeypatch.setattr(intake, "delete_locked_row", database_down)
     project_id, key = new_project(), {"Idempotency-Key": f"undo-{uuid.uuid4().hex}"}
     async with serve(settings) as api:
