@@ -154,44 +154,51 @@ class ImageActivities:
         """Every format of the preset from one resize of the copy; the first answers, with
         the others in `more_formats`."""
         preset = request.preset or legacy_preset(request.version)
-        written = [self._write(request, preset, rendered) for rendered in self._render(request)]
-        first, *more = written
+        first, *more = self._write(request, preset, self._render(request))
         first.more_formats = more
         return first
 
-    def _write(self, request: ResizeInput, preset: Preset, rendered: Rendered) -> ResizeResult:
+    def _write(
+        self, request: ResizeInput, preset: Preset, renders: list[Rendered]
+    ) -> list[ResizeResult]:
+        """Write every format under this attempt's keys, with one claim and one commit for
+        them all: a version's formats appear together, and cost one lock of the image."""
         image_id = uuid.UUID(request.image_id)
-        attempt, extension = activity.info().attempt, rendered.extension
+        attempts = range(1, activity.info().attempt + 1)
         keys = [
-            version_key_for(
-                request.project_id, request.image_id, request.version, extension, request.fence, n
+            [
+                version_key_for(
+                    request.project_id, request.image_id, request.version, r.extension,
+                    request.fence, n,
+                )
+                for n in attempts
+            ]
+            for r in renders
+        ]  # fmt: skip
+        own = [each[-1] for each in keys]
+        self._versions.claim_all(image_id, own, request.fence)
+        for key, rendered in zip(own, renders, strict=True):
+            self._storage.put_bytes(
+                key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL
             )
-            for n in range(1, attempt + 1)
-        ]
-        key = keys[-1]
-        self._versions.claim(image_id, key, request.fence)
-        self._storage.put_bytes(key, rendered.data, rendered.content_type, DERIVATIVE_CACHE_CONTROL)
-        written = stored_result(preset, key, rendered)
+        written = [stored_result(preset, k, r) for k, r in zip(own, renders, strict=True)]
         try:
-            committed = self._versions.commit(
-                image_id,
-                request.project_id,
-                written,
-                request.fence,
-                announce=rendered.format == preset.listed_format,
+            committed = self._versions.commit_all(
+                image_id, request.project_id, written, request.fence, preset.listed_format
             )
         except StaleWriteError:
-            self._discard_quietly([key])
+            self._discard_quietly(own)
             raise
         # What earlier attempts of this resize may have written before they failed (an
         # outage between their write and their row): only one of the keys is in the row.
-        # The object the row named before stays for the links to it (`committed.superseded`).
-        earlier = [k for k in keys[:-1] if k != committed.result.key]
-        self._discard_quietly(committed.unused)
+        # The object the row named before stays for the links to it (`superseded`).
+        kept = {c.result.key for c in committed}
+        self._discard_quietly([key for c in committed for key in c.unused])
         # An earlier attempt may be alive still (frozen, its heartbeat lost) and write its
         # key after this delete: its claim stays, for the cleanup's sweep once it is old.
+        earlier = [key for each in keys for key in each[:-1] if key not in kept]
         self._discard_quietly(earlier, forget=False)
-        return committed.result
+        return [c.result for c in committed]
 
     def _render(self, request: ResizeInput) -> list[Rendered]:
         preset = request.preset or legacy_preset(request.version)

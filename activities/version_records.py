@@ -1,15 +1,15 @@
 """The Postgres side of writing one derivative: claim its key, then point the version at it.
 
-A resize writes its object under a key of its own (`version_key_for`: the fence and the
-attempt), in three steps:
+A resize writes one object per format under keys of its own (`version_key_for`: the fence
+and the attempt), in three steps, each taken once for all its formats:
 
-1. `claim`: while its image still accepts versions under its fence, note the key in
+1. `claim_all`: while its image still accepts versions under its fence, note the keys in
    `pending_objects`; a stale attempt is refused here, before it writes anything.
-2. It writes the object.
-3. `commit`: if still allowed, point the version row at the key and take the key out of
-   `pending_objects`, in one transaction that also publishes the version event. The key the
-   row pointed at before (an older fence's) goes to `pending_objects`, due only once every
-   link to it handed out before the commit has expired (`core.link_lifetime`).
+2. It writes the objects.
+3. `commit_all`: if still allowed, point the version's rows at the keys and take the keys
+   out of `pending_objects`, in one transaction that also publishes the version event. A
+   key a row pointed at before (an older fence's) goes to `pending_objects`, due only once
+   every link to it handed out before the commit has expired (`core.link_lifetime`).
 
 Whatever stays in `pending_objects` (a refused or crashed attempt, a superseded object) is
 deleted by the staging cleanup, so a crash between two steps leaves nothing for good.
@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,7 +59,7 @@ class Recorded:
 
 # The unique constraint a version row is upserted on.
 VERSION_KEY = "uq_versions_image_id_name_format"
-# What `_lock_with_version` reads of a version row.
+# What `_lock_with_versions` reads of a version row.
 RECORDED_COLUMNS = (
     Version.key,
     Version.width,
@@ -80,21 +80,25 @@ class VersionRecords:
         self._keep = keep
 
     def claim(self, image_id: uuid.UUID, key: str, fence: Fence) -> None:
-        """Note `key` as about to be written, or raise StaleWriteError.
+        self.claim_all(image_id, [key], fence)
 
-        One statement, without a lock: it only spares a stale attempt the write. The
+    def claim_all(self, image_id: uuid.UUID, keys: list[str], fence: Fence) -> None:
+        """Note `keys` (every format of one resize) as about to be written, or raise
+        StaleWriteError.
+
+        One statement, without a lock: it only spares a stale attempt the writes. The
         commit decides, under the image's row lock.
         """
         accepts = exists().where(Image.id == image_id, processing_under_sql(fence))
-        rows = select(literal(key), literal(image_id)).where(accepts)
+        rows = union_all(*(select(literal(key), literal(image_id)).where(accepts) for key in keys))
         statement = insert(PendingObject).from_select(["key", "image_id"], rows)
         with self._sessions() as session:
             # A single statement is atomic on its own: no BEGIN and COMMIT round trips.
             connection = session.connection(execution_options=AUTOCOMMIT)
-            claimed = connection.scalar(
+            claimed = connection.scalars(
                 statement.on_conflict_do_nothing().returning(PendingObject.key)
-            )
-        if claimed is None:
+            ).all()
+        if not claimed:
             raise StaleWriteError(f"image {image_id} takes no versions under this fence now")
 
     def commit(
@@ -105,36 +109,63 @@ class VersionRecords:
         fence: Fence,
         announce: bool = True,
     ) -> Committed:
-        """Point the version at `written.key`, or answer what an attempt of the same resize
-        already recorded; raise StaleWriteError when a newer write forbids both."""
+        announced = written.format if announce else None
+        [committed] = self.commit_all(image_id, project_id, [written], fence, announced)
+        return committed
+
+    def commit_all(
+        self,
+        image_id: uuid.UUID,
+        project_id: int,
+        written: list[ResizeResult],
+        fence: Fence,
+        announced: str | None = None,
+    ) -> list[Committed]:
+        """Point one version's rows, a format each, at the `written` keys, all or none,
+        under one lock of the image; per format, or answer what an attempt of the same
+        resize already recorded. Raise StaleWriteError when a newer write forbids it.
+
+        `announced`: the format whose new row the WebSocket hears of (the listed one)."""
         with self._sessions.begin() as session:
-            existing = _lock_with_version(session, image_id, written, fence)
-            row = VersionRow(existing.result.key, existing.token) if existing else None
-            verdict = version_verdict(row, written.key, fence)
-            if verdict is Verdict.REFUSE:
-                raise StaleWriteError(f"{written.version} of {image_id} has a newer fence")
-            if verdict is Verdict.KEEP:
-                assert existing is not None
-                unused = [written.key] if existing.result.key != written.key else []
-                return Committed(existing.result, unused)
-            if not upsert_claimed(session, image_id, written, fence):
-                # The staging cleanup took the claim: the object may be deleted already.
-                raise StaleWriteError(f"{written.key} was swept before it was recorded")
-            before = existing.result.key if existing else written.key
-            superseded = [before] if before != written.key else []
-            defer_delete(session, image_id, superseded, self._keep)
-            # One event per version, for the format the listing links: the other formats
-            # of it are in `GET /images/{id}`.
-            if announce:
-                event = version_event(
-                    image_id,
-                    project_id,
-                    written.version,
-                    written.key,
-                    written.width,
-                    written.height,
-                )
-                publish(session, event)
+            existing = _lock_with_versions(session, image_id, written, fence)
+            outcomes = [
+                self._commit_one(session, image_id, project_id, each, existing, fence, announced)
+                for each in written
+            ]
+            defer_delete(session, image_id, [k for c in outcomes for k in c.superseded], self._keep)
+        return outcomes
+
+    def _commit_one(
+        self,
+        session: Session,
+        image_id: uuid.UUID,
+        project_id: int,
+        written: ResizeResult,
+        existing: dict[str, Recorded],
+        fence: Fence,
+        announced: str | None,
+    ) -> Committed:
+        recorded = existing.get(written.format)
+        row = VersionRow(recorded.result.key, recorded.token) if recorded else None
+        verdict = version_verdict(row, written.key, fence)
+        if verdict is Verdict.REFUSE:
+            raise StaleWriteError(f"{written.version} of {image_id} has a newer fence")
+        if verdict is Verdict.KEEP:
+            assert recorded is not None
+            unused = [written.key] if recorded.result.key != written.key else []
+            return Committed(recorded.result, unused)
+        if not upsert_claimed(session, image_id, written, fence):
+            # The staging cleanup took the claim: the object may be deleted already.
+            raise StaleWriteError(f"{written.key} was swept before it was recorded")
+        before = recorded.result.key if recorded else written.key
+        superseded = [before] if before != written.key else []
+        # One event per version, for the format the listing links: the other formats of
+        # it are in `GET /images/{id}`.
+        if written.format == announced:
+            event = version_event(
+                image_id, project_id, written.version, written.key, written.width, written.height
+            )
+            publish(session, event)
         return Committed(written, superseded=superseded)
 
     def forget(self, keys: list[str]) -> None:
@@ -158,15 +189,15 @@ def processing_under_sql(write: Fence) -> ColumnElement[bool]:
     )
 
 
-def _lock_with_version(
-    session: Session, image_id: uuid.UUID, written: ResizeResult, fence: Fence
-) -> Recorded | None:
+def _lock_with_versions(
+    session: Session, image_id: uuid.UUID, written: list[ResizeResult], fence: Fence
+) -> dict[str, Recorded]:
     """Lock the image, raise StaleWriteError unless it takes versions under `fence`, then
-    read the row of `written`'s version and format.
+    read the rows of `written`'s version, by format.
 
-    Two statements on purpose: read after the lock is granted, the row is as the last
-    commit left it. Joined into the locking SELECT, it would come from that statement's
-    snapshot, taken before the wait, and miss what the lock holder just wrote.
+    Two statements on purpose: read after the lock is granted, the rows are as the last
+    commit left them. Joined into the locking SELECT, they would come from that
+    statement's snapshot, taken before the wait, and miss what the lock holder just wrote.
     """
     image = lock_image(session, image_id)
     if image is None:
@@ -175,26 +206,24 @@ def _lock_with_version(
         raise StaleWriteError(
             f"image {image_id} is {image.written.state.value}: it takes no versions now"
         )
-    row = session.execute(
-        select(*RECORDED_COLUMNS).where(
+    version = written[0].version
+    rows = session.execute(
+        select(Version.format, *RECORDED_COLUMNS).where(
             Version.image_id == image_id,
-            Version.name == written.version,
-            Version.format == written.format,
+            Version.name == version,
+            Version.format.in_([each.format for each in written]),
         )
-    ).one_or_none()
-    if row is None:
-        return None
-    result = ResizeResult(
-        written.version,
-        row.key,
-        row.width,
-        row.height,
-        row.bytes,
-        row.content_type,
-        written.format,
-        row.spec,
-    )
-    return Recorded(result, row.version_token)
+    ).all()
+    return {
+        row.format: Recorded(
+            ResizeResult(
+                version, row.key, row.width, row.height, row.bytes, row.content_type,
+                row.format, row.spec,
+            ),
+            row.version_token,
+        )
+        for row in rows
+    }  # fmt: skip
 
 
 def upsert_claimed(

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
@@ -23,7 +24,7 @@ from activities.working_copies import WorkingCopies
 from core.contracts import ErrorCode, ResizeResult, SweepInput
 from core.link_lifetime import superseded_keep
 from core.models import PendingObject, Version, WebhookDelivery, WebhookEndpoint
-from core.presets import PRESETS
+from core.presets import PRESETS, Preset
 from core.settings import Settings
 from core.storage import Storage
 from core.webhooks.contracts import WebhookEvent
@@ -471,3 +472,52 @@ def test_a_refused_stale_resize_leaves_the_newer_preparations_copy(world: World)
 
     result = world.resize("thumb", fence())
     assert list(world.snapshot().objects) == [result.key]
+
+
+def test_a_resize_commits_all_its_formats_or_none(world: World) -> None:
+    """A newer fence wrote the WebP row of a version: the stale resize links neither
+    format (its JPEG row would have named an object the newer writer never made), and
+    leaves none of its objects."""
+    world.prepare(fence())
+    stale, newer = fence(), fence()
+    webp = ResizeResult(
+        "thumb", f"{PROJECT_ID}/{world.image_id}/thumb-newer.webp", 150, 113, 10,
+        "image/webp", "webp", "s",
+    )  # fmt: skip
+    with world.sessions.begin() as session:
+        upsert_version(session, world.image_id, webp, newer)
+    request = world.resize_input("thumb", stale)
+    request.preset = Preset("thumb", 150, 120, formats=["auto", "webp"])
+
+    with pytest.raises(ApplicationError) as refused:
+        world.run(world.activities.resize, request)
+
+    assert superseded(refused)
+    snapshot = world.snapshot()
+    assert [(v["format"], v["key"]) for v in snapshot.versions] == [("webp", webp.key)]
+    assert snapshot.objects == {}
+    assert snapshot.pending == []
+
+
+def test_a_resize_takes_one_claim_and_one_commit_for_all_its_formats(
+    world: World, sessions: sessionmaker[Session]
+) -> None:
+    """Each transaction locks the image row the image's other resizes wait on."""
+    world.prepare(fence())
+    request = world.resize_input("thumb", fence())
+    request.preset = Preset("thumb", 150, 120, formats=["auto", "webp"])
+    engine = sessions.kw["bind"]
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", note)
+    try:
+        result = world.run(world.activities.resize, request)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", note)
+
+    assert [result.format, *(more.format for more in result.more_formats)] == ["auto", "webp"]
+    assert statements.count("INSERT") == 1, statements  # one claim of both keys
+    assert statements.count("SELECT") == 2, statements  # one lock, one read of the rows
