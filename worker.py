@@ -41,6 +41,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.cleanup import CleanupActivities
 from activities.images import ImageActivities
 from activities.liveness import LivenessActivities, LivenessBeat
+from activities.lost_images import LostImageActivities
 from activities.reprocessing import ReprocessActivities
 from activities.uploads import UploadActivities
 from activities.webhook_metrics import DeliveryMetrics
@@ -101,8 +102,11 @@ def build_activities(
     sessions: sessionmaker[Session],
     starter: DeliveryStarter | None = None,
     metrics: WorkerMetrics | None = None,
+    client: Client | None = None,
 ) -> ProcessActivities:
-    """`starter` starts the webhook deliveries final image states record (none without)."""
+    """`starter` starts the webhook deliveries final image states record (none without);
+    `client` lets the cleanup start the workflows of lost images (none are found without:
+    the cleanup workflow then waits for a worker that has it)."""
     storage = Storage.from_settings(settings)
     copies = WorkingCopies(
         settings.worker_working_copies_mb * 1024 * 1024, WORKING_COPY_MAX_AGE_SECONDS
@@ -117,6 +121,7 @@ def build_activities(
             *images.all(),
             *UploadActivities(storage, sessions, settings, hooks).all(),
             *CleanupActivities(storage, sessions, settings).all(),
+            *(LostImageActivities(client, sessions, settings).all() if client else []),
             *LivenessActivities(sessions).all(),
             # Runs started before the reprocess queue existed finish here.
             *reprocess,
@@ -281,7 +286,7 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     metrics = WorkerMetrics()
     starter = DeliveryStarter(client, loop, settings)
-    activities = build_activities(settings, sessions, starter, metrics)
+    activities = build_activities(settings, sessions, starter, metrics, client)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

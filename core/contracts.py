@@ -349,6 +349,10 @@ SWEEP_ORIGINALS_ACTIVITY = "sweep_orphan_originals"
 SWEEP_WORKING_COPIES_ACTIVITY = "sweep_stale_working_copies"
 ABORT_UPLOADS_ACTIVITY = "abort_stale_multipart_uploads"
 SWEEP_PENDING_OBJECTS_ACTIVITY = "sweep_pending_objects"
+START_LOST_IMAGES_ACTIVITY = "start_lost_images"
+# An image still in its first state this long after its row was inserted, with no
+# workflow, was registered by an API process that died before starting it.
+LOST_IMAGE_AGE_SECONDS = 600
 
 # The key spaces swept are those of `staging_key_for`, `original_key_for` and
 # `working_key_for` (STAGING_PREFIX, ORIGINALS_PREFIX, WORKING_PREFIX above).
@@ -362,6 +366,8 @@ class CleanupInput:
 
     older_than_seconds: int
     batch_size: int = CLEANUP_BATCH_SIZE
+    # Images older than this still `init` or `uploaded` with no workflow get theirs.
+    lost_after_seconds: int = LOST_IMAGE_AGE_SECONDS
 
 
 @dataclass
@@ -387,3 +393,4 @@ class CleanupResult:
     multipart_uploads_aborted: int = 0
     failed: int = 0
     pending_objects_deleted: int = 0
+    lost_images_started: int = 0

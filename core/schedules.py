@@ -43,7 +43,10 @@ def cleanup_schedule(settings: Settings, schedule_id: str = CLEANUP_SCHEDULE_ID)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             CLEANUP_WORKFLOW_NAME,
-            CleanupInput(older_than_seconds=settings.cleanup_orphan_age_seconds),
+            CleanupInput(
+                older_than_seconds=settings.cleanup_orphan_age_seconds,
+                lost_after_seconds=settings.cleanup_lost_image_age_seconds,
+            ),
             id=schedule_id,
             task_queue=settings.temporal_task_queue,
         ),

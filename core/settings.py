@@ -151,6 +151,10 @@ class Settings(SecuritySettings):
     # upload began, and the row is written only once the upload is complete. A day matches
     # the usual "abort incomplete multipart uploads after 1 day" lifecycle rule.
     cleanup_orphan_age_seconds: Annotated[int, Field(ge=3600)] = 24 * 3600
+    # An image still `init` or `uploaded` this long after its row was inserted, whose
+    # workflow does not exist, is started by the cleanup (its API process died in between).
+    # It must exceed the longest an intake takes from its insert to its start.
+    cleanup_lost_image_age_seconds: Annotated[int, Field(ge=60)] = 600
 
     # Observability
     # "json": one object per line with image_id, project_id and workflow_id (for collectors).

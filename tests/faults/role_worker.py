@@ -94,7 +94,7 @@ async def run(args: argparse.Namespace) -> None:
     settings = get_settings()
     client = await connect_temporal(settings)
     engine = make_engine(settings)
-    activities = build_activities(settings, make_sessionmaker(engine))
+    activities = build_activities(settings, make_sessionmaker(engine), client=client)
     interceptors = [Hold({name for name in args.hold.split(",") if name})]
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.cleanup import CleanupActivities
+from activities.lost_images import LostImageActivities
 from core.contracts import CLEANUP_SCHEDULE_ID, CleanupInput, CleanupResult, original_key_for
 from core.schedules import ensure_cleanup_schedule
 from core.settings import Settings
@@ -52,13 +53,16 @@ def own_settings(settings: Settings) -> Settings:
 async def cleanup_worker(
     client: Client, settings: Settings, storage: Storage, sessions: sessionmaker[Session]
 ) -> AsyncIterator[None]:
-    activities = CleanupActivities(storage, sessions, settings)
+    activities = [
+        *CleanupActivities(storage, sessions, settings).all(),
+        *LostImageActivities(client, sessions, settings).all(),
+    ]
     with ThreadPoolExecutor(max_workers=2) as executor:
         async with Worker(
             client,
             task_queue=settings.temporal_task_queue,
             workflows=[CleanupStagingWorkflow],
-            activities=activities.all(),
+            activities=activities,
             activity_executor=executor,
         ):
             yield
@@ -109,8 +113,10 @@ async def test_a_triggered_run_removes_an_orphan(
                 await handle.delete()
 
         assert workflow_id.startswith(f"{schedule_id}-")
-        # Pending objects are rows in the suite's shared database: other tests leave some.
-        assert dataclasses.replace(result, pending_objects_deleted=0) == CleanupResult(
+        # Pending objects and images are rows in the suite's shared database: other tests
+        # leave some.
+        left_by_others = {"pending_objects_deleted": 0, "lost_images_started": 0}
+        assert dataclasses.replace(result, **left_by_others) == CleanupResult(
             orphan_originals_deleted=1
         )
         with pytest.raises(ObjectMissingError):
