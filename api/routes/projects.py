@@ -50,7 +50,9 @@ router = APIRouter(
 CursorQuery = Annotated[
     str | None,
     Query(
-        max_length=MAX_CURSOR_CHARS,
+        # Documented, but checked by `decode_cursor`: an overlong cursor is one the API did
+        # not give, so it is our 422 `invalid_cursor`, not FastAPI's `validation_error`.
+        json_schema_extra={"maxLength": MAX_CURSOR_CHARS},
         description=(
             "The `next_cursor` of the previous page (its order wins over `order`), and no"
             " `offset`; any other value is 422 `invalid_cursor`."
